@@ -2,10 +2,12 @@ package dev.vhostnet.spec;
 
 /**
  * {@code VhostUserInflight} (GET/SET_INFLIGHT_FD): mmap_size (u64), mmap_offset (u64), num_queues (u16),
- * queue_size (u16); 20 bytes.
+ * queue_size (u16), then 4 bytes of tail padding: the C struct is 8-byte aligned, so it travels as 24 bytes
+ * and front-ends (QEMU, libvhost-user, DPDK) reject any other payload size.
  */
 public final class InflightMessage extends Flyweight {
-    public static final int LENGTH = 20;
+    /** Payload size on the wire, tail padding included. */
+    public static final int LENGTH = 24;
 
     @Override
     public int encodedLength() {

@@ -19,6 +19,7 @@ public final class VirtioFeature {
     public static final int NOTIFICATION_DATA = 38;
     public static final int NOTIF_CONFIG_DATA = 39;
     public static final int RING_RESET = 40;
+    public static final int ADMIN_VQ = 41;
 
     private VirtioFeature() {
     }

@@ -17,6 +17,7 @@ public final class VirtioNetConfig extends Flyweight {
     public static final int SUPPORTED_HASH_TYPES_OFFSET = 20;
 
     public static final long SPEED_UNKNOWN = 0xFFFF_FFFFL;
+    public static final int DUPLEX_HALF = 0;
     public static final int DUPLEX_FULL = 1;
     public static final int DUPLEX_UNKNOWN = 0xFF;
 
@@ -83,11 +84,26 @@ public final class VirtioNetConfig extends Flyweight {
         return u8(RSS_MAX_KEY_SIZE_OFFSET);
     }
 
+    public VirtioNetConfig rssMaxKeySize(final int v) {
+        u8(RSS_MAX_KEY_SIZE_OFFSET, v);
+        return this;
+    }
+
     public int rssMaxIndirectionTableLength() {
         return u16(RSS_MAX_INDIRECTION_TABLE_LENGTH_OFFSET);
     }
 
+    public VirtioNetConfig rssMaxIndirectionTableLength(final int v) {
+        u16(RSS_MAX_INDIRECTION_TABLE_LENGTH_OFFSET, v);
+        return this;
+    }
+
     public long supportedHashTypes() {
         return u32(SUPPORTED_HASH_TYPES_OFFSET);
+    }
+
+    public VirtioNetConfig supportedHashTypes(final long v) {
+        u32(SUPPORTED_HASH_TYPES_OFFSET, v);
+        return this;
     }
 }

@@ -26,6 +26,7 @@ public final class VirtioNetFeature {
     public static final int MQ = 22;
     public static final int CTRL_MAC_ADDR = 23;
     public static final int DEVICE_STATS = 50;
+    public static final int HASH_TUNNEL = 51;
     public static final int VQ_NOTF_COAL = 52;
     public static final int NOTF_COAL = 53;
     public static final int GUEST_USO4 = 54;
