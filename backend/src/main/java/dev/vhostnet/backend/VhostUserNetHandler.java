@@ -264,9 +264,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 return true;
             case FrontendRequest.SET_VRING_ENABLE: {
                 final VringState v = vringFromState(m);
-                if (!VirtioFeature.has(ackedFeatures, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) {
-                    throw new ProtocolException("SET_VRING_ENABLE without VHOST_USER_F_PROTOCOL_FEATURES");
-                }
+                // Allowed once VHOST_USER_F_PROTOCOL_FEATURES was offered, which it always is: QEMU sends
+                // SET_VRING_ENABLE 0 during start-up, before SET_FEATURES acknowledges anything.
                 if (vringState.num() > 1) {
                     throw new ProtocolException("SET_VRING_ENABLE value " + vringState.num() + " is not 0 or 1");
                 }

@@ -1,0 +1,54 @@
+package dev.vhostnet.dataplane.virtq;
+
+import dev.vhostnet.dataplane.memory.GuestMemory;
+import dev.vhostnet.dataplane.memory.GuestRegion;
+import dev.vhostnet.dataplane.sys.MemFd;
+import org.agrona.concurrent.UnsafeBuffer;
+
+import java.util.List;
+
+/**
+ * One memfd-backed guest memory region for ring tests, with distinct guest-physical and front-end virtual
+ * bases (so a translation mix-up shows) and a bump allocator.
+ */
+final class TestGuest implements AutoCloseable {
+    static final long GPA_BASE = 0x4000_0000L;
+    static final long UVA_BASE = 0x7f00_0000_0000L;
+
+    final GuestMemory memory;
+    final UnsafeBuffer bytes;
+    private final long size;
+    private long next = 4096;
+
+    TestGuest(final long size) {
+        this.size = size;
+        final int fd = MemFd.create("ring-test", size);
+        final GuestRegion region = GuestRegion.map(GPA_BASE, size, UVA_BASE, 0, fd);
+        memory = GuestMemory.of(List.of(region));
+        bytes = new UnsafeBuffer(region.hostAddr(), (int) size);
+    }
+
+    /** Offset of a fresh aligned block. */
+    long alloc(final long length, final int align) {
+        next = (next + align - 1) & -align;
+        final long at = next;
+        next += length;
+        if (next > size) {
+            throw new IllegalStateException("test guest memory exhausted");
+        }
+        return at;
+    }
+
+    long gpa(final long offset) {
+        return GPA_BASE + offset;
+    }
+
+    long uva(final long offset) {
+        return UVA_BASE + offset;
+    }
+
+    @Override
+    public void close() {
+        memory.close();
+    }
+}
