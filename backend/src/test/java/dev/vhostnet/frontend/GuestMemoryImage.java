@@ -123,6 +123,26 @@ public final class GuestMemoryImage implements AutoCloseable {
         throw new IllegalStateException("guest memory image full: cannot allocate " + length + " bytes");
     }
 
+    /** Allocate exactly [offset, offset+length), which must be free (to place a buffer on a region boundary). */
+    public synchronized long reserve(final long offset, final long length) {
+        final Map.Entry<Long, Long> block = free.floorEntry(offset);
+        if (block == null || block.getKey() + block.getValue() < offset + length) {
+            throw new IllegalStateException("[" + offset + ", +" + length + ") is not free");
+        }
+        final long start = block.getKey();
+        final long end = start + block.getValue();
+        free.remove(start);
+        if (offset > start) {
+            free.put(start, offset - start);
+        }
+        if (offset + length < end) {
+            free.put(offset + length, end - offset - length);
+        }
+        allocated.put(offset, length);
+        buffer.setMemory((int) offset, (int) length, (byte) 0);
+        return offset;
+    }
+
     public synchronized void free(final long offset) {
         final Long length = allocated.remove(offset);
         if (length == null) {
