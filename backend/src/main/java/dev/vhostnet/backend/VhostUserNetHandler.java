@@ -399,10 +399,9 @@ public final class VhostUserNetHandler implements AutoCloseable {
             }
             swapMemory(GuestMemory.of(regions));
         } catch (final RuntimeException e) {
+            // Mapped regions own (and now close) their fds; the fd of the region that failed was closed by
+            // GuestRegion.map. Fds of regions after it were never taken: closeUntakenFds closes them.
             regions.forEach(GuestRegion::close);
-            for (int i = 0; i < n; i++) {
-                m.takeFd(i);
-            }
             throw e;
         }
         LOG.info(name + ": memory table " + memory);

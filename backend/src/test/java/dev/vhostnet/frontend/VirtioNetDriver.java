@@ -44,6 +44,7 @@ public final class VirtioNetDriver implements AutoCloseable {
         int queueSize = 256;
         int memoryMiB = 8;
         int memoryWindows = 1;
+        boolean memSlots;
 
         public static Options defaults() {
             return new Options();
@@ -83,6 +84,12 @@ public final class VirtioNetDriver implements AutoCloseable {
         /** Describe the image to the back-end as this many equal, adjacent regions (one fd each). */
         public Options memoryWindows(final int windows) {
             memoryWindows = windows;
+            return this;
+        }
+
+        /** Send the memory one region at a time with ADD_MEM_REG (as QEMU does with CONFIGURE_MEM_SLOTS). */
+        public Options memSlots(final boolean on) {
+            memSlots = on;
             return this;
         }
 
@@ -161,7 +168,13 @@ public final class VirtioNetDriver implements AutoCloseable {
             frontend.setProtocolFeatures(protocolFeatures);
         }
         frontend.setFeatures(features);
-        frontend.setMemTable(memoryTable());
+        if (options.memSlots) {
+            for (final GuestMemoryImage.MemoryRegion r : memoryTable()) {
+                frontend.addMemReg(r);
+            }
+        } else {
+            frontend.setMemTable(memoryTable());
+        }
         setUpRing(rx);
         setUpRing(tx);
         if (options.enableRings) {
