@@ -515,6 +515,11 @@ public final class VhostUserNetHandler implements AutoCloseable {
 
     private void startVring(final int index, final VringState v, final EventFd oldKick) throws ProtocolException {
         if (v.num == 0 || !v.addressed) {
+            if (v.kick != null) {
+                // The request is refused, so nothing will ever use or close the fd it brought: close it now.
+                v.kick.close();
+                v.kick = null;
+            }
             if (oldKick != null) {
                 dataplane.run(() -> {
                     port.queue(index).setKick(null);
@@ -557,6 +562,11 @@ public final class VhostUserNetHandler implements AutoCloseable {
 
     private int stopVring(final int index) {
         final VringState v = vrings[index];
+        if (!v.started) {
+            // Never started (or already stopped): the queue has not run, so SET_VRING_BASE's value (or the last
+            // stop's) is the current base. Reading the idle queue's index would return 0 and lose it.
+            return v.base;
+        }
         final EventFd[] kick = new EventFd[1];
         final int base = dataplane.call(() -> {
             final SplitVirtqueue q = port.queue(index);

@@ -194,9 +194,14 @@ public final class VirtioNetDriver implements AutoCloseable {
 
     /** NUM, BASE, ADDR, KICK, CALL for one ring, as its current layout and indexes say. */
     public void setUpRing(final DriverSplitQueue q) throws IOException {
+        setUpRing(q, q.availIdx());
+    }
+
+    /** Set up a ring again after GET_VRING_BASE stopped it: the device resumes at {@code base}. */
+    public void setUpRing(final DriverSplitQueue q, final int base) throws IOException {
         q.setEventIdx(eventIdx());
         frontend.setVringNum(q.index(), q.size());
-        frontend.setVringBase(q.index(), q.availIdx());
+        frontend.setVringBase(q.index(), base);
         frontend.setVringAddr(q.index(), q.descUva(), q.usedUva(), q.availUva());
         frontend.setVringKick(q.index(), q.kickFd().fd());
         frontend.setVringCall(q.index(), q.callFd().fd());
