@@ -293,7 +293,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
                     throw new ProtocolException("MTU " + value + " outside 68..65535");
                 }
                 mtu = (int) value;
-                writeConfigSpace();
+                // Only the MTU field: rewriting the whole space would undo a MAC the driver set with SET_CONFIG.
+                new VirtioNetConfig().<VirtioNetConfig>wrap(new UnsafeBuffer(configSpace), 0).mtu(mtu);
                 return false;
             }
             case FrontendRequest.GET_CONFIG:
