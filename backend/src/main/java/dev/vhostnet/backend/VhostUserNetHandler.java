@@ -271,7 +271,15 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 v.enabled = vringState.num() == 1;
                 final int index = (int) vringState.index();
                 final boolean enable = v.enabled;
-                dataplane.run(() -> port.queue(index).setEnabled(enable));
+                dataplane.run(() -> {
+                    final SplitVirtqueue q = port.queue(index);
+                    q.setEnabled(enable);
+                    if (enable) {
+                        // A ring started while disabled could not suppress kicks then (disableKicks ignores a
+                        // ring that is not running); the dataplane polls, and re-enables kicks before it sleeps.
+                        q.disableKicks();
+                    }
+                });
                 return false;
             }
             case FrontendRequest.SEND_RARP: {
