@@ -24,7 +24,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
     description = "vhost-user virtio-net back-end; with --peer-socket-path, joins two guests back to back.")
 public final class Main implements Callable<Integer> {
     /** Options listed by --print-capabilities (vhost-user.json "features"). */
-    static final String[] CAPABILITIES = {"peer-socket-path", "poll", "stats-interval", "cpu-affinity", "mac"};
+    static final String[] CAPABILITIES = {"peer-socket-path", "poll", "stats-interval", "cpu-affinity", "mac", "queues", "mtu"};
 
     static {
         System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT.%1$tL %4$s %5$s%6$s%n");
@@ -53,6 +53,14 @@ public final class Main implements Callable<Integer> {
 
     @Option(names = "--cpu-affinity", paramLabel = "CPU", defaultValue = "-1", description = "Pin the dataplane thread to CPU.")
     int cpuAffinity;
+
+    @Option(names = "--queues", paramLabel = "N", defaultValue = "1",
+        description = "Queue pairs per device (VIRTIO_NET_F_MQ when > 1).")
+    int queues;
+
+    @Option(names = "--mtu", paramLabel = "BYTES", defaultValue = "1500",
+        description = "MTU reported in the device config space (VIRTIO_NET_F_MTU).")
+    int mtu;
 
     @Option(names = "--mac", paramLabel = "MAC", description = "MAC reported for the first socket's device (default: derived from the path).")
     String mac;
@@ -106,6 +114,12 @@ public final class Main implements Callable<Integer> {
         if (peerSocketPath != null && peerSocketPath.equals(socketPath)) {
             return "--peer-socket-path must differ from --socket-path";
         }
+        if (queues < 1 || queues > 128) {
+            return "--queues must be 1..128";
+        }
+        if (mtu < 68 || mtu > 65535) {
+            return "--mtu must be 68..65535";
+        }
         if (statsInterval < 0) {
             return "--stats-interval must be >= 0";
         }
@@ -137,9 +151,9 @@ public final class Main implements Callable<Integer> {
     private int run() throws Exception {
         final String firstName = socketPath != null ? socketPath.toString() : "fd" + fd;
         final List<VirtioNetPort> ports = new ArrayList<>();
-        ports.add(new VirtioNetPort(firstName));
+        ports.add(new VirtioNetPort(firstName, queues));
         if (peerSocketPath != null) {
-            ports.add(new VirtioNetPort(peerSocketPath.toString()));
+            ports.add(new VirtioNetPort(peerSocketPath.toString(), queues));
         }
         final VirtioNetPort[] portArray = ports.toArray(new VirtioNetPort[0]);
         final VirtioNetPort[] peers = new VirtioNetPort[portArray.length];
@@ -161,7 +175,7 @@ public final class Main implements Callable<Integer> {
         };
         try {
             final byte[] mac0 = mac != null ? NetDeviceConfig.parseMac(mac) : NetDeviceConfig.macFor(firstName);
-            final NetDeviceConfig config0 = new NetDeviceConfig(mac0);
+            final NetDeviceConfig config0 = new NetDeviceConfig(mac0, queues, mtu);
             if (socketPath != null) {
                 servers.add(VhostUserServer.listen(socketPath, portArray[0], dataplane, config0, finished::countDown));
             } else {
@@ -171,7 +185,7 @@ public final class Main implements Callable<Integer> {
                 final byte[] mac1 = peerMac != null ? NetDeviceConfig.parseMac(peerMac)
                     : NetDeviceConfig.macFor(peerSocketPath.toString());
                 servers.add(VhostUserServer.listen(peerSocketPath, portArray[1], dataplane,
-                    new NetDeviceConfig(mac1), finished::countDown));
+                    new NetDeviceConfig(mac1, queues, mtu), finished::countDown));
             }
         } catch (final Exception e) {
             err.println("vhost-user-net: cannot start: " + e.getMessage());

@@ -19,7 +19,7 @@ final class StatsPrinter {
         for (final VirtioNetPort p : ports) {
             for (int q = 0; q < p.queueCount(); q++) {
                 sb.append("stats ").append(label).append(' ').append(p.name()).append(" q").append(q)
-                    .append(q == VirtioNetPort.RX ? "(rx) " : "(tx) ")
+                    .append((q % 2 == 0 ? "(rx) " : "(tx) "))
                     .append(p.queue(q).counters().format()).append('\n');
             }
         }

@@ -8,7 +8,7 @@ import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.dataplane.sys.EventFd;
 import dev.vhostnet.dataplane.sys.FileDescriptors;
 import dev.vhostnet.dataplane.virtq.QueueError;
-import dev.vhostnet.dataplane.virtq.SplitVirtqueue;
+import dev.vhostnet.dataplane.virtq.Virtqueue;
 import dev.vhostnet.spec.ConfigMessage;
 import dev.vhostnet.spec.FrontendRequest;
 import dev.vhostnet.spec.MemoryRegionMessage;
@@ -44,7 +44,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private final VhostUserChannel channel;
     private final String name;
 
-    private final VringState[] vrings = new VringState[VirtioNetPort.QUEUES];
+    private final VringState[] vrings;
     private final VringStateMessage vringState = new VringStateMessage();
     private final VringAddrMessage vringAddr = new VringAddrMessage();
     private final MemoryTableMessage memoryTable = new MemoryTableMessage();
@@ -58,7 +58,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private long ackedProtocolFeatures;
     private boolean owned;
     private int status;
-    private int mtu = NetDeviceConfig.DEFAULT_MTU;
+    private int mtu;
     private GuestMemory memory = GuestMemory.EMPTY;
 
     public VhostUserNetHandler(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
@@ -68,6 +68,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
         this.config = config;
         this.channel = channel;
         this.name = port.name();
+        this.vrings = new VringState[port.queueCount()];
+        this.mtu = config.mtu();
         for (int i = 0; i < vrings.length; i++) {
             vrings[i] = new VringState();
         }
@@ -158,7 +160,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         switch (m.request()) {
             case FrontendRequest.GET_FEATURES:
                 noPayload(m);
-                channel.sendU64Reply(m.request(), NetDeviceConfig.OFFERED_FEATURES);
+                channel.sendU64Reply(m.request(), config.offeredFeatures());
                 return true;
             case FrontendRequest.SET_FEATURES:
                 setFeatures(readU64(m));
@@ -230,7 +232,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
             }
             case FrontendRequest.SET_VRING_BASE: {
                 final VringState v = vringFromState(m);
-                if (vringState.num() > 0xFFFF) {
+                if (!VirtioFeature.has(ackedFeatures, VirtioFeature.RING_PACKED) && vringState.num() > 0xFFFF) {
                     throw new ProtocolException("split ring base " + vringState.num() + " exceeds 16 bits");
                 }
                 requireStopped(v, m);
@@ -258,7 +260,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
             case FrontendRequest.GET_QUEUE_NUM:
                 requireProtocol(ProtocolFeature.MQ, m);
                 noPayload(m);
-                channel.sendU64Reply(m.request(), NetDeviceConfig.QUEUE_PAIRS);
+                channel.sendU64Reply(m.request(), port.maxPairs());
                 return true;
             case FrontendRequest.SET_VRING_ENABLE: {
                 final VringState v = vringFromState(m);
@@ -340,8 +342,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
     // Features and device state
 
     private void setFeatures(final long features) throws ProtocolException {
-        if ((features & ~NetDeviceConfig.OFFERED_FEATURES) != 0) {
-            throw new ProtocolException("features 0x" + Long.toHexString(features & ~NetDeviceConfig.OFFERED_FEATURES)
+        if ((features & ~config.offeredFeatures()) != 0) {
+            throw new ProtocolException("features 0x" + Long.toHexString(features & ~config.offeredFeatures())
                 + " were not offered");
         }
         ackedFeatures = features;
@@ -353,8 +355,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private void resetDevice() {
         final List<EventFd> toClose = new ArrayList<>();
         dataplane.run(() -> {
-            for (int i = 0; i < VirtioNetPort.QUEUES; i++) {
-                final SplitVirtqueue q = port.queue(i);
+            for (int i = 0; i < port.queueCount(); i++) {
+                final Virtqueue q = port.queue(i);
                 detachFds(q, toClose);
                 q.reset();
             }
@@ -372,7 +374,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         status = 0;
     }
 
-    private void detachFds(final SplitVirtqueue q, final List<EventFd> toClose) {
+    private void detachFds(final Virtqueue q, final List<EventFd> toClose) {
         final EventFd kick = q.setKick(null);
         if (kick != null) {
             dataplane.unwatchKick(kick);
@@ -455,7 +457,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         final GuestMemory old = memory;
         memory = next;
         dataplane.run(() -> {
-            for (int i = 0; i < VirtioNetPort.QUEUES; i++) {
+            for (int i = 0; i < port.queueCount(); i++) {
                 final QueueError e = port.queue(i).remap(next);
                 if (e != QueueError.NONE) {
                     port.queue(i).fail(e);
@@ -542,7 +544,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         final GuestMemory mem = memory;
         final int portIndex = dataplane.portIndex(port);
         final QueueError result = dataplane.call(() -> {
-            final SplitVirtqueue q = port.queue(index);
+            final Virtqueue q = port.queue(index);
             if (oldKick != null) {
                 dataplane.unwatchKick(oldKick);
             }
@@ -578,7 +580,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
         final EventFd[] kick = new EventFd[1];
         final int base = dataplane.call(() -> {
-            final SplitVirtqueue q = port.queue(index);
+            final Virtqueue q = port.queue(index);
             final int last = q.stop();
             kick[0] = q.setKick(null);
             if (kick[0] != null) {
@@ -625,7 +627,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         c.wrap(new UnsafeBuffer(configSpace), 0);
         c.mac(config.mac())
             .status(VirtioNetFeature.S_LINK_UP)
-            .maxVirtqueuePairs(NetDeviceConfig.QUEUE_PAIRS)
+            .maxVirtqueuePairs(port.maxPairs())
             .mtu(mtu)
             .speed(VirtioNetConfig.SPEED_UNKNOWN)
             .duplex(VirtioNetConfig.DUPLEX_UNKNOWN);
@@ -701,7 +703,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         final GuestMemory old = memory;
         memory = GuestMemory.EMPTY;
         dataplane.run(() -> {
-            for (int i = 0; i < VirtioNetPort.QUEUES; i++) {
+            for (int i = 0; i < port.queueCount(); i++) {
                 port.queue(i).remap(GuestMemory.EMPTY);
             }
         });

@@ -7,7 +7,7 @@ import dev.vhostnet.dataplane.sys.EventFd;
 import dev.vhostnet.dataplane.sys.FileDescriptors;
 import dev.vhostnet.dataplane.virtq.QueueCounters;
 import dev.vhostnet.dataplane.virtq.QueueError;
-import dev.vhostnet.dataplane.virtq.SplitVirtqueue;
+import dev.vhostnet.dataplane.virtq.Virtqueue;
 import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
 
 import java.util.concurrent.CompletableFuture;
@@ -42,6 +42,7 @@ public final class Dataplane implements AutoCloseable {
     private final EventFd wake = EventFd.create();
     private final Thread thread;
     private final QueueError[] reportedErrors;
+    private final int slotsPerPort;
     private volatile boolean running = true;
     private int idleSpins;
 
@@ -55,7 +56,12 @@ public final class Dataplane implements AutoCloseable {
         this.peers = peers.clone();
         this.pollMode = pollMode;
         this.cpu = cpu;
-        this.reportedErrors = new QueueError[ports.length * VirtioNetPort.QUEUES];
+        int slots = 0;
+        for (final VirtioNetPort p : ports) {
+            slots = Math.max(slots, p.queueCount());
+        }
+        this.slotsPerPort = slots;
+        this.reportedErrors = new QueueError[ports.length * slots];
         java.util.Arrays.fill(reportedErrors, QueueError.NONE);
         epoll.add(wake.fd(), WAKE_TOKEN);
         thread = new Thread(this::run, "vhost-dataplane");
@@ -188,13 +194,17 @@ public final class Dataplane implements AutoCloseable {
     private void sleepUntilKicked() {
         boolean pending = false;
         for (final VirtioNetPort port : ports) {
-            pending |= port.tx().enableKicks();
+            for (int pair = 0; pair < port.maxPairs(); pair++) {
+                pending |= port.tx(pair).enableKicks();
+            }
         }
         if (!pending && commands.isEmpty()) {
             drainKicks(epoll.await(SLEEP_MILLIS));
         }
         for (final VirtioNetPort port : ports) {
-            port.tx().disableKicks();
+            for (int pair = 0; pair < port.maxPairs(); pair++) {
+                port.tx(pair).disableKicks();
+            }
         }
         reportBrokenQueues();
     }
@@ -209,7 +219,7 @@ public final class Dataplane implements AutoCloseable {
             final int p = (int) (token >>> 16);
             final int q = (int) (token & 0xFFFF);
             if (p < ports.length && q < ports[p].queueCount()) {
-                final SplitVirtqueue queue = ports[p].queue(q);
+                final Virtqueue queue = ports[p].queue(q);
                 final EventFd kick = queue.kick();
                 if (kick != null) {
                     final long kicks = kick.drain();
@@ -227,7 +237,7 @@ public final class Dataplane implements AutoCloseable {
         for (int p = 0; p < ports.length; p++) {
             for (int q = 0; q < ports[p].queueCount(); q++) {
                 final QueueError e = ports[p].queue(q).error();
-                final int slot = p * VirtioNetPort.QUEUES + q;
+                final int slot = p * slotsPerPort + q;
                 if (e != reportedErrors[slot]) {
                     reportedErrors[slot] = e;
                     if (e != QueueError.NONE) {

@@ -7,6 +7,8 @@ package dev.vhostnet.dataplane.virtq;
  */
 public final class DescriptorChain {
     int head = -1;
+    /** Packed rings: ring descriptors the chain occupied (an indirect chain occupies one). */
+    int ringDescs;
     int readCount;
     int writeCount;
     long readBytes;

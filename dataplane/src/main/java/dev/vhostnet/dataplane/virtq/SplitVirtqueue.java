@@ -1,7 +1,6 @@
 package dev.vhostnet.dataplane.virtq;
 
 import dev.vhostnet.dataplane.memory.GuestMemory;
-import dev.vhostnet.dataplane.sys.EventFd;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import static dev.vhostnet.spec.SplitRingLayout.AVAIL_F_NO_INTERRUPT;
@@ -40,9 +39,7 @@ import static dev.vhostnet.spec.SplitRingLayout.USED_RING;
  * <p>Ring accesses use the host's byte order; the back-end only runs on little-endian hosts, as virtio 1.x
  * rings are little-endian.
  */
-public final class SplitVirtqueue {
-    private final int index;
-    private final QueueCounters counters = new QueueCounters();
+public final class SplitVirtqueue extends Virtqueue {
 
     // Rings, re-wrapped on start and on every memory table change.
     private final UnsafeBuffer desc = new UnsafeBuffer(new byte[0]);
@@ -50,22 +47,20 @@ public final class SplitVirtqueue {
     private final UnsafeBuffer used = new UnsafeBuffer(new byte[0]);
     private final UnsafeBuffer indirect = new UnsafeBuffer(new byte[0]);
 
-    private GuestMemory memory = GuestMemory.EMPTY;
-    private int size;
     private int mask;
     private long descUserAddr;
     private long availUserAddr;
     private long usedUserAddr;
 
-    private boolean eventIdx;
-    private boolean indirectAllowed;
 
-    private boolean started;
-    private boolean enabled;
-    private QueueError error = QueueError.NONE;
 
     /** Next avail ring slot to consume (free-running 16-bit). */
     private int lastAvailIdx;
+    /**
+     * avail->idx as last read. The guest writes that cache line constantly; reading it once per burst
+     * instead of once per chain saves a cross-core miss per packet.
+     */
+    private int shadowAvailIdx;
     /** Next used ring slot to fill; published to the guest by {@link #publishUsed()}. */
     private int usedIdx;
     /** used->idx as last published. */
@@ -75,28 +70,22 @@ public final class SplitVirtqueue {
     private boolean signalledValid;
     private boolean kicksEnabled = true;
 
-    private EventFd call;
-    private EventFd kick;
-    private EventFd err;
 
-    public SplitVirtqueue(final int index) {
-        this.index = index;
+    public SplitVirtqueue(final int index, final QueueCounters counters) {
+        super(index, counters);
     }
 
-    public int index() {
-        return index;
-    }
-
-    public QueueCounters counters() {
-        return counters;
+    @Override
+    public boolean isPacked() {
+        return false;
     }
 
     // ---------------------------------------------------------------------------------------------
     // Control (dataplane thread, from commands)
 
+    @Override
     public void setFeatures(final boolean eventIdx, final boolean indirectAllowed) {
-        this.eventIdx = eventIdx;
-        this.indirectAllowed = indirectAllowed;
+        super.setFeatures(eventIdx, indirectAllowed);
         signalledValid = false;
     }
 
@@ -106,6 +95,7 @@ public final class SplitVirtqueue {
      *
      * @return {@link QueueError#NONE}, or why the ring cannot be used (the queue is then broken)
      */
+    @Override
     public QueueError start(final GuestMemory memory, final int size, final long descUserAddr,
                             final long availUserAddr, final long usedUserAddr, final int base) {
         if (size <= 0 || size > MAX_QUEUE_SIZE || (size & (size - 1)) != 0) {
@@ -118,6 +108,7 @@ public final class SplitVirtqueue {
         this.usedUserAddr = usedUserAddr;
         this.error = QueueError.NONE;
         this.lastAvailIdx = base & 0xFFFF;
+        this.shadowAvailIdx = lastAvailIdx;
         this.started = true;
         this.signalledValid = false;
         this.kicksEnabled = true;
@@ -131,6 +122,7 @@ public final class SplitVirtqueue {
     }
 
     /** Re-resolve the rings against a new memory table (SET_MEM_TABLE / ADD/REM_MEM_REG while running). */
+    @Override
     public QueueError remap(final GuestMemory memory) {
         this.memory = memory;
         if (!started) {
@@ -150,6 +142,7 @@ public final class SplitVirtqueue {
     }
 
     /** Stop the ring (GET_VRING_BASE); returns the index of the next available entry to process. */
+    @Override
     public int stop() {
         if (started && error == QueueError.NONE && usedIdx != publishedUsedIdx) {
             publishUsed();
@@ -158,91 +151,29 @@ public final class SplitVirtqueue {
         return lastAvailIdx;
     }
 
-    public void setEnabled(final boolean enabled) {
-        this.enabled = enabled;
-    }
-
-    public boolean isStarted() {
-        return started;
-    }
-
-    public boolean isEnabled() {
-        return enabled;
-    }
-
-    /** Ready for traffic: started, enabled, not broken. */
-    public boolean isRunning() {
-        return started && enabled && error == QueueError.NONE;
-    }
-
-    public QueueError error() {
-        return error;
-    }
-
-    public int size() {
-        return size;
-    }
-
     public int lastAvailIdx() {
         return lastAvailIdx;
     }
 
     public void setLastAvailIdx(final int base) {
         lastAvailIdx = base & 0xFFFF;
+        shadowAvailIdx = lastAvailIdx;
     }
 
-    public EventFd setCall(final EventFd call) {
-        final EventFd old = this.call;
-        this.call = call;
+    @Override
+    protected void onCallChanged() {
         signalledValid = false;
-        return old;
-    }
-
-    public EventFd setKick(final EventFd kick) {
-        final EventFd old = this.kick;
-        this.kick = kick;
-        return old;
-    }
-
-    public EventFd setErr(final EventFd err) {
-        final EventFd old = this.err;
-        this.err = err;
-        return old;
-    }
-
-    public EventFd kick() {
-        return kick;
-    }
-
-    public EventFd call() {
-        return call;
-    }
-
-    /** Mark the queue broken; processing stops until the front-end sets it up again. */
-    public QueueError fail(final QueueError why) {
-        if (error == QueueError.NONE) {
-            error = why;
-            counters.add(QueueCounters.ERRORS, 1);
-            if (err != null) {
-                err.signal();
-            }
-        }
-        return why;
     }
 
     /** Forget everything (disconnect, RESET_OWNER, RESET_DEVICE); returns nothing: fds are closed by the caller. */
+    @Override
     public void reset() {
-        started = false;
-        enabled = false;
-        error = QueueError.NONE;
-        memory = GuestMemory.EMPTY;
-        size = 0;
+        super.reset();
         lastAvailIdx = 0;
+        shadowAvailIdx = 0;
         usedIdx = 0;
         publishedUsedIdx = 0;
         signalledValid = false;
-        eventIdx = false;
-        indirectAllowed = false;
         desc.wrap(new byte[0]);
         avail.wrap(new byte[0]);
         used.wrap(new byte[0]);
@@ -255,7 +186,21 @@ public final class SplitVirtqueue {
      * Number of chains the driver has made available and we have not consumed; 0 if none or if the queue is
      * not running. An index that moved by more than the queue size breaks the queue.
      */
+    @Override
     public int available() {
+        if (!isRunning()) {
+            return 0;
+        }
+        final int cached = (shadowAvailIdx - lastAvailIdx) & 0xFFFF;
+        if (cached != 0 && cached <= size) {
+            return cached;
+        }
+        return refreshAvailable();
+    }
+
+    /** Re-read avail->idx from guest memory (acquire: ring entries it covers are read after it). */
+    @Override
+    public int refreshAvailable() {
         if (!isRunning()) {
             return 0;
         }
@@ -265,6 +210,7 @@ public final class SplitVirtqueue {
             fail(QueueError.AVAIL_IDX_JUMP);
             return 0;
         }
+        shadowAvailIdx = availIdx;
         return n;
     }
 
@@ -273,6 +219,7 @@ public final class SplitVirtqueue {
      *
      * @return true if the chain is valid; false if the queue is now broken
      */
+    @Override
     public boolean pop(final DescriptorChain chain) {
         final int head = avail.getShort(AVAIL_RING + 2 * (lastAvailIdx & mask)) & 0xFFFF;
         lastAvailIdx = (lastAvailIdx + 1) & 0xFFFF;
@@ -371,6 +318,12 @@ public final class SplitVirtqueue {
     }
 
     /** Queue a used entry (not visible to the guest until {@link #publishUsed()}). */
+    @Override
+    public void addUsed(final DescriptorChain chain, final int len) {
+        addUsed(chain.head(), len);
+    }
+
+    /** Queue a used entry for buffer (head) {@code id}. */
     public void addUsed(final int id, final int len) {
         final int at = USED_RING + USED_ELEM_SIZE * (usedIdx & mask);
         used.putInt(at, id);
@@ -379,17 +332,20 @@ public final class SplitVirtqueue {
     }
 
     /** Position to return to if a multi-chain operation (mergeable RX) cannot complete. */
+    @Override
     public long mark() {
         return ((long) lastAvailIdx << 16) | usedIdx;
     }
 
     /** Give back chains popped and used entries queued since {@code mark}; the guest never saw them. */
+    @Override
     public void rewind(final long mark) {
         lastAvailIdx = (int) (mark >>> 16) & 0xFFFF;
         usedIdx = (int) mark & 0xFFFF;
     }
 
     /** Publish queued used entries (release store) and interrupt the guest if it asked to be. */
+    @Override
     public void publishUsed() {
         if (usedIdx == publishedUsedIdx || !isRunning()) {
             return;
@@ -399,8 +355,7 @@ public final class SplitVirtqueue {
         used.putShortVolatile(USED_IDX, (short) usedIdx);
         publishedUsedIdx = usedIdx;
         if (call != null && needsInterrupt()) {
-            call.signal();
-            counters.add(QueueCounters.CALLS, 1);
+            interrupt();
         }
     }
 
@@ -417,6 +372,7 @@ public final class SplitVirtqueue {
     }
 
     /** Ask the guest not to kick: we are polling. */
+    @Override
     public void disableKicks() {
         if (!kicksEnabled || !isRunning()) {
             return;
@@ -433,6 +389,7 @@ public final class SplitVirtqueue {
      * Ask the guest to kick on its next buffer, before the dataplane sleeps. Returns true if buffers arrived
      * in the meantime (the caller must not sleep).
      */
+    @Override
     public boolean enableKicks() {
         if (!isRunning()) {
             return false;
@@ -443,7 +400,7 @@ public final class SplitVirtqueue {
         } else {
             used.putShortVolatile(USED_FLAGS, (short) 0);
         }
-        return available() > 0;
+        return refreshAvailable() > 0;
     }
 
     @Override
