@@ -274,7 +274,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 final int index = (int) vringState.index();
                 final boolean enable = v.enabled;
                 dataplane.run(() -> {
-                    final SplitVirtqueue q = port.queue(index);
+                    final Virtqueue q = port.queue(index);
                     q.setEnabled(enable);
                     if (enable) {
                         // A ring started while disabled could not suppress kicks then (disableKicks ignores a

@@ -20,8 +20,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 
-import static dev.vhostnet.dataplane.net.VirtioNetPort.RX;
-import static dev.vhostnet.dataplane.net.VirtioNetPort.TX;
+import static dev.vhostnet.frontend.VirtioNetDriver.RX;
+import static dev.vhostnet.frontend.VirtioNetDriver.TX;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

@@ -14,8 +14,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 import java.nio.file.Path;
 import java.time.Duration;
 
-import static dev.vhostnet.dataplane.net.VirtioNetPort.RX;
-import static dev.vhostnet.dataplane.net.VirtioNetPort.TX;
+import static dev.vhostnet.frontend.VirtioNetDriver.RX;
+import static dev.vhostnet.frontend.VirtioNetDriver.TX;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;

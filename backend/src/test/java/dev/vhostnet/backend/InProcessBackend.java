@@ -4,7 +4,7 @@ import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.agent.PollMode;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.dataplane.virtq.QueueCounters;
-import dev.vhostnet.dataplane.virtq.SplitVirtqueue;
+import dev.vhostnet.dataplane.virtq.Virtqueue;
 import dev.vhostnet.frontend.VirtioNetDriver;
 
 import java.io.IOException;
@@ -86,7 +86,7 @@ final class InProcessBackend implements AutoCloseable {
         return dataplane;
     }
 
-    SplitVirtqueue queue(final int port, final int queue) {
+    Virtqueue queue(final int port, final int queue) {
         return ports[port].queue(queue);
     }
 
@@ -107,7 +107,7 @@ final class InProcessBackend implements AutoCloseable {
     }
 
     long txDrops(final int port) {
-        return counter(port, VirtioNetPort.TX, QueueCounters.DROPS);
+        return counter(port, 1, QueueCounters.DROPS);
     }
 
     VirtioNetDriver start(final int port, final VirtioNetDriver.Options options) throws IOException {

@@ -59,10 +59,10 @@ class NegotiationTest {
     @Test
     void setFeaturesRejectsAnUnofferedBitWithAFailureAck() throws Exception {
         try (RawSession s = RawSession.negotiated(backend.socket(0))) {
-            final long csum = RawSession.BASE_FEATURES | VirtioFeature.bit(VirtioNetFeature.CSUM);
-            assertNotEquals(0, s.fe.ack(FrontendRequest.SET_FEATURES, VhostUserFrontend.u64(csum)));
-            final long packed = RawSession.BASE_FEATURES | VirtioFeature.bit(VirtioFeature.RING_PACKED);
-            assertNotEquals(0, s.fe.ack(FrontendRequest.SET_FEATURES, VhostUserFrontend.u64(packed)));
+            final long ufo = RawSession.BASE_FEATURES | VirtioFeature.bit(VirtioNetFeature.HOST_UFO);
+            assertNotEquals(0, s.fe.ack(FrontendRequest.SET_FEATURES, VhostUserFrontend.u64(ufo)));
+            final long platform = RawSession.BASE_FEATURES | VirtioFeature.bit(VirtioFeature.ACCESS_PLATFORM);
+            assertNotEquals(0, s.fe.ack(FrontendRequest.SET_FEATURES, VhostUserFrontend.u64(platform)));
             assertTrue(s.alive(), "a rejected request with REPLY_ACK keeps the connection");
         }
     }
@@ -70,7 +70,7 @@ class NegotiationTest {
     @Test
     void setFeaturesWithAnUnofferedBitClosesTheConnectionWithoutReplyAck() throws Exception {
         try (RawSession s = RawSession.bare(backend.socket(0))) {
-            s.fe.setFeatures(VirtioFeature.bit(VirtioNetFeature.HOST_TSO4));
+            s.fe.setFeatures(VirtioFeature.bit(VirtioNetFeature.CTRL_VQ));
             assertTrue(s.fe.awaitClosed(CLOSE_WAIT));
         }
     }
@@ -114,7 +114,7 @@ class NegotiationTest {
     void getQueueNumNeedsMqAndReportsOnePair() throws Exception {
         try (RawSession s = RawSession.bare(backend.socket(0))) {
             s.fe.setProtocolFeatures(ProtocolFeature.bit(ProtocolFeature.MQ));
-            assertEquals(NetDeviceConfig.QUEUE_PAIRS, s.fe.getQueueNum());
+            assertEquals(1, s.fe.getQueueNum());
         }
         try (RawSession s = RawSession.bare(backend.socket(0))) {
             s.fe.send(FrontendRequest.GET_QUEUE_NUM, VhostUserHeader.VERSION, new byte[0]);

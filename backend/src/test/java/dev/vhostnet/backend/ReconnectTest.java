@@ -10,8 +10,8 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Path;
 import java.time.Duration;
 
-import static dev.vhostnet.dataplane.net.VirtioNetPort.RX;
-import static dev.vhostnet.dataplane.net.VirtioNetPort.TX;
+import static dev.vhostnet.frontend.VirtioNetDriver.RX;
+import static dev.vhostnet.frontend.VirtioNetDriver.TX;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -45,7 +45,7 @@ class SplitVirtqueueTest {
         backing = new TestMemory(MEM);
         memory = GuestMemory.of(List.of(backing.region(GPA, UVA, 0, MEM)));
         ring = new DriverRing(backing, SIZE, GPA, UVA, DESC, AVAIL, USED);
-        q = new SplitVirtqueue(0);
+        q = new SplitVirtqueue(0, new QueueCounters());
     }
 
     @AfterEach
