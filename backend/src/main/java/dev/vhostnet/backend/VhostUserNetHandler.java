@@ -272,7 +272,15 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 v.enabled = vringState.num() == 1;
                 final int index = (int) vringState.index();
                 final boolean enable = v.enabled;
-                dataplane.run(() -> port.queue(index).setEnabled(enable));
+                dataplane.run(() -> {
+                    final Virtqueue q = port.queue(index);
+                    q.setEnabled(enable);
+                    if (enable) {
+                        // A ring started while disabled could not suppress kicks then (disableKicks ignores a
+                        // ring that is not running); the dataplane polls, and re-enables kicks before it sleeps.
+                        q.disableKicks();
+                    }
+                });
                 return false;
             }
             case FrontendRequest.SEND_RARP: {
@@ -294,7 +302,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
                     throw new ProtocolException("MTU " + value + " outside 68..65535");
                 }
                 mtu = (int) value;
-                writeConfigSpace();
+                // Only the MTU field: rewriting the whole space would undo a MAC the driver set with SET_CONFIG.
+                new VirtioNetConfig().<VirtioNetConfig>wrap(new UnsafeBuffer(configSpace), 0).mtu(mtu);
                 return false;
             }
             case FrontendRequest.GET_CONFIG:
@@ -400,10 +409,9 @@ public final class VhostUserNetHandler implements AutoCloseable {
             }
             swapMemory(GuestMemory.of(regions));
         } catch (final RuntimeException e) {
+            // Mapped regions own (and now close) their fds; the fd of the region that failed was closed by
+            // GuestRegion.map. Fds of regions after it were never taken: closeUntakenFds closes them.
             regions.forEach(GuestRegion::close);
-            for (int i = 0; i < n; i++) {
-                m.takeFd(i);
-            }
             throw e;
         }
         LOG.info(name + ": memory table " + memory);
@@ -517,6 +525,11 @@ public final class VhostUserNetHandler implements AutoCloseable {
 
     private void startVring(final int index, final VringState v, final EventFd oldKick) throws ProtocolException {
         if (v.num == 0 || !v.addressed) {
+            if (v.kick != null) {
+                // The request is refused, so nothing will ever use or close the fd it brought: close it now.
+                v.kick.close();
+                v.kick = null;
+            }
             if (oldKick != null) {
                 dataplane.run(() -> {
                     port.queue(index).setKick(null);
@@ -559,6 +572,11 @@ public final class VhostUserNetHandler implements AutoCloseable {
 
     private int stopVring(final int index) {
         final VringState v = vrings[index];
+        if (!v.started) {
+            // Never started (or already stopped): the queue has not run, so SET_VRING_BASE's value (or the last
+            // stop's) is the current base. Reading the idle queue's index would return 0 and lose it.
+            return v.base;
+        }
         final EventFd[] kick = new EventFd[1];
         final int base = dataplane.call(() -> {
             final Virtqueue q = port.queue(index);
