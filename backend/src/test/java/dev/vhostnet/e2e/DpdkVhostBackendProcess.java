@@ -12,7 +12,7 @@ import java.util.List;
  */
 public final class DpdkVhostBackendProcess implements PeerModeBackend {
     private static final Duration STARTUP_TIMEOUT = Duration.ofSeconds(60);
-    /** Where DPDK keeps per-prefix runtime files when run as root. */
+    /** Where DPDK keeps per-prefix runtime files when run as root (non-root: $XDG_RUNTIME_DIR/dpdk). */
     private static final Path DPDK_RUNTIME = Path.of("/var/run/dpdk");
 
     private final Path socketA;

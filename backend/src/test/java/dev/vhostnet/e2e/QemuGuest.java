@@ -15,8 +15,11 @@ import java.util.regex.Pattern;
 public final class QemuGuest implements AutoCloseable {
     /** Guest memory; it must be a shared memfd so the vhost-user back-end can map it. */
     private static final String MEMORY = "256M";
-    /** Lines after which waiting for a marker is pointless: the scenario or the kernel gave up. */
-    private static final Pattern FATAL = Pattern.compile("E2E:FAIL=|Kernel panic|qemu-system-\\S+: (?!warning)");
+    /**
+     * Lines after which waiting for a marker is pointless: the scenario, the kernel or QEMU gave
+     * up. QEMU prefixes errors and warnings alike with its name; only errors count.
+     */
+    private static final Pattern FATAL = Pattern.compile("E2E:FAIL=|Kernel panic|^qemu-system-\\S+: (?!.*warning: )");
 
     private final GuestConfig config;
     private final ChildProcess process;
