@@ -1,0 +1,130 @@
+package dev.vhostnet.e2e;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A QEMU (TCG) guest running guest-init.sh with one virtio-net NIC on a vhost-user socket. The
+ * serial console goes to a log file; tests wait for the guest's "E2E:" marker lines.
+ */
+public final class QemuGuest implements AutoCloseable {
+    /** Guest memory; it must be a shared memfd so the vhost-user back-end can map it. */
+    private static final String MEMORY = "256M";
+    /**
+     * Lines after which waiting for a marker is pointless: the scenario, the kernel or QEMU gave
+     * up. QEMU prefixes errors and warnings alike with its name; only errors count.
+     */
+    private static final Pattern FATAL = Pattern.compile("E2E:FAIL=|Kernel panic|^qemu-system-\\S+: (?!.*warning: )");
+
+    private final GuestConfig config;
+    private final ChildProcess process;
+    private final long startNanos;
+
+    private QemuGuest(GuestConfig config, ChildProcess process, long startNanos) {
+        this.config = config;
+        this.process = process;
+        this.startNanos = startNanos;
+    }
+
+    /** Boots the guest. The back-end must already listen on {@code config.vhostSocket()}. */
+    public static QemuGuest boot(GuestImage image, GuestConfig config, Path logDir) throws IOException {
+        Path log = logDir.resolve("guest-" + config.name() + ".log");
+        long start = System.nanoTime();
+        return new QemuGuest(config, ChildProcess.start("qemu-" + config.name(), command(image, config), log), start);
+    }
+
+    static List<String> command(GuestImage image, GuestConfig c) {
+        String append = String.join(" ",
+                "console=ttyS0",
+                "panic=1", // with -no-reboot a panic ends QEMU instead of hanging the test
+                "e2e.role=" + c.role().kernelName(),
+                "e2e.ip=" + c.ip(),
+                "e2e.peer=" + c.peerIp(),
+                "e2e.mib=" + c.payloadMiB());
+        String nic = String.join(",",
+                "virtio-net-pci",
+                "netdev=n0",
+                "mac=" + c.mac(),
+                "vectors=0", // QEMU 7.2 under TCG crashes starting vhost with MSI-X; INTx works
+                "romfile="); // no iPXE option ROM: we boot a kernel directly
+        if (!c.extraNicProps().isEmpty()) {
+            nic += "," + String.join(",", c.extraNicProps());
+        }
+        List<String> cmd = new ArrayList<>(List.of(
+                E2eSettings.qemuBinary(),
+                "-accel", "tcg", // KVM hangs on this host; TCG is slower but deterministic
+                "-nodefaults", "-display", "none", "-no-reboot",
+                "-smp", "1",
+                "-m", MEMORY,
+                "-object", "memory-backend-memfd,id=mem,size=" + MEMORY + ",share=on",
+                "-numa", "node,memdev=mem",
+                "-kernel", image.kernel().toString(),
+                "-initrd", image.initramfs().toString(),
+                "-append", append,
+                "-serial", "stdio",
+                // Client side of vhost-user: the back-end is the server and owns the socket.
+                "-chardev", "socket,id=c0,path=" + c.vhostSocket(),
+                "-netdev", "vhost-user,id=n0,chardev=c0",
+                "-device", nic));
+        return cmd;
+    }
+
+    public GuestConfig config() {
+        return config;
+    }
+
+    public Path consoleLog() {
+        return process.console().file();
+    }
+
+    /**
+     * A marker line seen on the console.
+     *
+     * @param line      the line from "E2E:" on
+     * @param value     what follows "E2E:NAME=", or null for a marker without value
+     * @param sinceBoot when the harness read it, counted from QEMU's start
+     */
+    public record Marker(String line, String value, Duration sinceBoot) {
+    }
+
+    /**
+     * Waits for "E2E:NAME" or "E2E:NAME=value". Fails fast on E2E:FAIL, a kernel panic, a QEMU
+     * error or QEMU's exit.
+     */
+    public Marker await(String name, Duration timeout) throws InterruptedException {
+        // find(), not matches(): a kernel message may still share the line with a marker.
+        Pattern marker = Pattern.compile("E2E:" + Pattern.quote(name) + "(?:=(\\S+))?(?=\\s|$).*");
+        ConsoleLog.Hit hit = process.console().await(marker, FATAL, timeout);
+        Matcher m = hit.matcher();
+        return new Marker(m.group(), m.group(1), Duration.ofNanos(hit.nanoTime() - startNanos));
+    }
+
+    /** Waits for "E2E:NAME=value" and returns value. */
+    public String awaitValue(String name, Duration timeout) throws InterruptedException {
+        Marker m = await(name, timeout);
+        if (m.value() == null) {
+            throw new ConsoleLog.ConsoleWaitException("marker " + m.line() + " in " + consoleLog() + " has no value");
+        }
+        return m.value();
+    }
+
+    /** Waits for the guest to power itself off; true if QEMU exited within {@code timeout}. */
+    public boolean awaitPowerOff(Duration timeout) throws InterruptedException {
+        return process.awaitExit(timeout);
+    }
+
+    @Override
+    public void close() {
+        process.close();
+    }
+
+    @Override
+    public String toString() {
+        return "QemuGuest[" + config.name() + ", " + process + "]";
+    }
+}
