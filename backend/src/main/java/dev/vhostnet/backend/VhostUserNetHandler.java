@@ -264,8 +264,11 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 return true;
             case FrontendRequest.SET_VRING_ENABLE: {
                 final VringState v = vringFromState(m);
-                // Allowed once VHOST_USER_F_PROTOCOL_FEATURES was offered, which it always is: QEMU sends
-                // SET_VRING_ENABLE 0 during start-up, before SET_FEATURES acknowledges anything.
+                // QEMU sends SET_VRING_ENABLE during start-up before SET_FEATURES acknowledges anything; refuse
+                // it only once the front-end has explicitly declined VHOST_USER_F_PROTOCOL_FEATURES.
+                if (featuresSet && !VirtioFeature.has(ackedFeatures, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) {
+                    throw new ProtocolException("SET_VRING_ENABLE after SET_FEATURES without VHOST_USER_F_PROTOCOL_FEATURES");
+                }
                 if (vringState.num() > 1) {
                     throw new ProtocolException("SET_VRING_ENABLE value " + vringState.num() + " is not 0 or 1");
                 }
