@@ -1,6 +1,7 @@
 package dev.vhostnet.backend;
 
 import dev.vhostnet.dataplane.agent.Dataplane;
+import dev.vhostnet.dataplane.memory.DirtyLog;
 import dev.vhostnet.dataplane.memory.GuestMemory;
 import dev.vhostnet.dataplane.memory.GuestRegion;
 import dev.vhostnet.dataplane.memory.InvalidMemoryException;
@@ -11,6 +12,7 @@ import dev.vhostnet.dataplane.virtq.QueueError;
 import dev.vhostnet.dataplane.virtq.Virtqueue;
 import dev.vhostnet.spec.ConfigMessage;
 import dev.vhostnet.spec.FrontendRequest;
+import dev.vhostnet.spec.LogMessage;
 import dev.vhostnet.spec.MemoryRegionMessage;
 import dev.vhostnet.spec.MemoryTableMessage;
 import dev.vhostnet.spec.ProtocolFeature;
@@ -60,6 +62,10 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private int status;
     private int mtu;
     private GuestMemory memory = GuestMemory.EMPTY;
+    /** Dirty log from SET_LOG_BASE; used while VHOST_F_LOG_ALL is acknowledged. */
+    private DirtyLog dirtyLog;
+    private EventFd logFd;
+    private final LogMessage logMessage = new LogMessage();
 
     public VhostUserNetHandler(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
                                final VhostUserChannel channel) {
@@ -257,6 +263,21 @@ public final class VhostUserNetHandler implements AutoCloseable {
             case FrontendRequest.SET_VRING_ERR:
                 setVringErr(m);
                 return false;
+            case FrontendRequest.SET_LOG_BASE:
+                requireProtocol(ProtocolFeature.LOG_SHMFD, m);
+                setLogBase(m);
+                channel.sendU64Reply(m.request(), 0); // the front-end waits for this before migrating
+                return true;
+            case FrontendRequest.SET_LOG_FD: {
+                requireProtocol(ProtocolFeature.LOG_SHMFD, m);
+                m.requireFds(1);
+                final EventFd old = logFd;
+                logFd = EventFd.adopt(m.takeFd(0));
+                if (old != null) {
+                    old.close();
+                }
+                return false;
+            }
             case FrontendRequest.GET_QUEUE_NUM:
                 requireProtocol(ProtocolFeature.MQ, m);
                 noPayload(m);
@@ -350,7 +371,38 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
         ackedFeatures = features;
         featuresSet = true;
-        dataplane.run(() -> port.setFeatures(features));
+        final DirtyLog log = loggingLog();
+        dataplane.run(() -> {
+            port.setFeatures(features);
+            applyLog(log);
+        });
+    }
+
+    /** The log the dataplane must write to now: set, and VHOST_F_LOG_ALL acknowledged. */
+    private DirtyLog loggingLog() {
+        return VirtioFeature.has(ackedFeatures, VirtioFeature.VHOST_F_LOG_ALL) ? dirtyLog : null;
+    }
+
+    /** Dataplane thread. */
+    private void applyLog(final DirtyLog log) {
+        for (int i = 0; i < port.queueCount(); i++) {
+            port.queue(i).setLog(log);
+        }
+    }
+
+    private void setLogBase(final VhostUserMessage m) throws ProtocolException {
+        m.requireSize(LogMessage.LENGTH);
+        m.requireFds(1);
+        logMessage.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final DirtyLog next = DirtyLog.map(m.takeFd(0), logMessage.mmapSize(), logMessage.mmapOffset());
+        final DirtyLog old = dirtyLog;
+        dirtyLog = next;
+        final DirtyLog log = loggingLog();
+        dataplane.run(() -> applyLog(log));
+        if (old != null) {
+            old.close();
+        }
+        LOG.info(name + ": dirty log of " + next.size() + " bytes" + (log != null ? ", logging" : ""));
     }
 
     /** Stop every ring and forget the negotiated device state (RESET_DEVICE, RESET_OWNER, SET_STATUS 0). */
@@ -710,6 +762,14 @@ public final class VhostUserNetHandler implements AutoCloseable {
             }
         });
         old.close();
+        if (dirtyLog != null) {
+            dirtyLog.close();
+            dirtyLog = null;
+        }
+        if (logFd != null) {
+            logFd.close();
+            logFd = null;
+        }
         ackedProtocolFeatures = 0;
         owned = false;
     }

@@ -1,5 +1,6 @@
 package dev.vhostnet.dataplane.net;
 
+import dev.vhostnet.dataplane.memory.DirtyLog;
 import dev.vhostnet.dataplane.virtq.DescriptorChain;
 import dev.vhostnet.dataplane.virtq.QueueCounters;
 import dev.vhostnet.dataplane.virtq.Virtqueue;
@@ -306,6 +307,7 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                     }
                 }
             }
+            final DirtyLog log = rx.log();
             for (int di = 0; di < rxChain.writeCount() && copied < total; di++) {
                 final long dAddr = rxChain.writeAddr(di);
                 final int dLen = rxChain.writeLen(di);
@@ -321,6 +323,9 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                         sOff = 0;
                     }
                 }
+                if (log != null) {
+                    rx.memory().logWrite(log, dAddr, dOff); // live migration: this guest page changed
+                }
                 dOff = 0;
             }
             if (written == 0) {
@@ -332,6 +337,11 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         if (numBuffersLo != 0) {
             UNSAFE.putByte(numBuffersLo, (byte) chains);
             UNSAFE.putByte(numBuffersHi, (byte) (chains >>> 8));
+            if (rx.log() != null) {
+                // Marked again after the patch, so a page copied between the two writes is copied again.
+                rx.memory().logWrite(rx.log(), numBuffersLo, 1);
+                rx.memory().logWrite(rx.log(), numBuffersHi, 1);
+            }
         }
         return true;
     }

@@ -352,6 +352,9 @@ public final class PackedVirtqueue extends Virtqueue {
         // Volatile store: releases the whole batch, and orders it before the event-suppression read below.
         ring.putShortVolatile(pendingPos[0] * DESC_SIZE + DESC_FLAGS, pendingFlags[0]);
         pendingCount = 0;
+        if (log != null) {
+            memory.logWrite(log, ring.addressOffset(), ring.capacity());
+        }
         if (call != null && needsInterrupt()) {
             interrupt();
         }
@@ -396,6 +399,9 @@ public final class PackedVirtqueue extends Virtqueue {
         }
         kicksEnabled = false;
         deviceEvent.putShortVolatile(EVENT_FLAGS, (short) EVENT_FLAGS_DISABLE);
+        if (log != null) {
+            memory.logWrite(log, deviceEvent.addressOffset(), 4);
+        }
     }
 
     @Override
@@ -405,6 +411,9 @@ public final class PackedVirtqueue extends Virtqueue {
         }
         kicksEnabled = true;
         deviceEvent.putShortVolatile(EVENT_FLAGS, (short) EVENT_FLAGS_ENABLE);
+        if (log != null) {
+            memory.logWrite(log, deviceEvent.addressOffset(), 4);
+        }
         return refreshAvailable() > 0;
     }
 

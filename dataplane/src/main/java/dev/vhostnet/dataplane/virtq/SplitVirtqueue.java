@@ -354,6 +354,9 @@ public final class SplitVirtqueue extends Virtqueue {
         // decision below needs (the guest writes used_event / flags, then reads used->idx).
         used.putShortVolatile(USED_IDX, (short) usedIdx);
         publishedUsedIdx = usedIdx;
+        if (log != null) {
+            memory.logWrite(log, used.addressOffset(), used.capacity());
+        }
         if (call != null && needsInterrupt()) {
             interrupt();
         }
@@ -380,6 +383,9 @@ public final class SplitVirtqueue extends Virtqueue {
         kicksEnabled = false;
         if (!eventIdx) {
             used.putShortVolatile(USED_FLAGS, (short) USED_F_NO_NOTIFY);
+            if (log != null) {
+                memory.logWrite(log, used.addressOffset(), 2);
+            }
         }
         // With EVENT_IDX, avail_event is simply left behind: the guest kicks again only when its index
         // crosses the stale value, once per 2^16 buffers.
@@ -399,6 +405,9 @@ public final class SplitVirtqueue extends Virtqueue {
             used.putShortVolatile(USED_RING + USED_ELEM_SIZE * size, (short) lastAvailIdx);
         } else {
             used.putShortVolatile(USED_FLAGS, (short) 0);
+        }
+        if (log != null) {
+            memory.logWrite(log, used.addressOffset(), used.capacity());
         }
         return refreshAvailable() > 0;
     }

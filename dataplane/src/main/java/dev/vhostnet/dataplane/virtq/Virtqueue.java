@@ -1,5 +1,6 @@
 package dev.vhostnet.dataplane.virtq;
 
+import dev.vhostnet.dataplane.memory.DirtyLog;
 import dev.vhostnet.dataplane.memory.GuestMemory;
 import dev.vhostnet.dataplane.sys.EventFd;
 
@@ -23,6 +24,9 @@ public abstract class Virtqueue {
     protected boolean started;
     protected boolean enabled;
     protected QueueError error = QueueError.NONE;
+
+    /** Dirty log while live migration logs writes (VHOST_F_LOG_ALL + SET_LOG_BASE), else null. */
+    protected DirtyLog log;
 
     protected EventFd call;
     protected EventFd kick;
@@ -84,9 +88,23 @@ public abstract class Virtqueue {
         next.kick = kick;
         next.err = err;
         next.enabled = enabled;
+        next.log = log;
         call = null;
         kick = null;
         err = null;
+    }
+
+    /** Start (non-null) or stop (null) logging this queue's writes into guest memory. */
+    public final void setLog(final DirtyLog log) {
+        this.log = log;
+    }
+
+    public final DirtyLog log() {
+        return log;
+    }
+
+    public final GuestMemory memory() {
+        return memory;
     }
 
     public final void setEnabled(final boolean enabled) {
