@@ -162,15 +162,15 @@ public final class Main implements Callable<Integer> {
             peers[1] = portArray[0];
         }
         final Dataplane dataplane = new Dataplane(portArray, peers, pollMode(), cpuAffinity);
-        final StatsPrinter stats = new StatsPrinter(portArray, out);
+        final StatsPrinter stats = new StatsPrinter(portArray, out, dataplane::allocatedBytes);
         final CountDownLatch finished = new CountDownLatch(1);
         final List<VhostUserServer> servers = new ArrayList<>();
         final AtomicBoolean stopped = new AtomicBoolean();
         final Runnable shutdown = () -> {
             if (stopped.compareAndSet(false, true)) {
                 servers.forEach(VhostUserServer::close);
-                dataplane.close();
                 stats.print("final");
+                dataplane.close();
             }
         };
         try {

@@ -136,9 +136,21 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
     private int deliver(final VirtioNetPort from, final VirtioNetPort to, final int dstPair, final int frameLen) {
         final Virtqueue rx = to.rx(dstPair);
         final int srcHeader = from.headerLength();
-        gather(txChain, 0, senderHeader.addressOffset(), Math.min(srcHeader, VirtioNetHeader.LEGACY_LENGTH));
-        final int flags = senderHeader.getByte(0) & VirtioNetHeader.F_NEEDS_CSUM;
-        final int gsoType = senderHeader.getByte(1) & 0xFF;
+        final int flags;
+        final int gsoType;
+        if (txChain.readLen(0) >= VirtioNetHeader.LEGACY_LENGTH) {
+            // Common case: the header is in the first buffer; peek at it in place.
+            final long h = txChain.readAddr(0);
+            flags = UNSAFE.getByte(h) & VirtioNetHeader.F_NEEDS_CSUM;
+            gsoType = UNSAFE.getByte(h + 1) & 0xFF;
+            if (flags != 0 || gsoType != VirtioNetHeader.GSO_NONE) {
+                UNSAFE.copyMemory(h, senderHeader.addressOffset(), VirtioNetHeader.LEGACY_LENGTH);
+            }
+        } else {
+            gather(txChain, 0, senderHeader.addressOffset(), Math.min(srcHeader, VirtioNetHeader.LEGACY_LENGTH));
+            flags = senderHeader.getByte(0) & VirtioNetHeader.F_NEEDS_CSUM;
+            gsoType = senderHeader.getByte(1) & 0xFF;
+        }
         if (flags == 0 && gsoType == VirtioNetHeader.GSO_NONE) {
             plainHeader();
             buildSource(srcHeader, to.headerLength());

@@ -299,6 +299,17 @@ public final class SplitVirtqueue extends Virtqueue {
 
     /** Translate one descriptor's buffer, splitting it where it straddles two adjacent regions. */
     private QueueError addBuffer(final DescriptorChain chain, final long addr, final long len, final boolean writable) {
+        if (len <= Integer.MAX_VALUE) {
+            // Common case: the whole buffer lies in one region, one lookup.
+            final long host = memory.gpaToHost(addr, len);
+            if (host != GuestMemory.UNMAPPED) {
+                if (len == 0) {
+                    return QueueError.NONE;
+                }
+                final boolean ok = writable ? chain.addWritable(host, (int) len) : chain.addReadable(host, (int) len);
+                return ok ? QueueError.NONE : QueueError.TOO_MANY_SEGMENTS;
+            }
+        }
         long gpa = addr;
         long remaining = len;
         while (remaining > 0) {
