@@ -108,13 +108,6 @@ public class ForwardBurstBenchmark {
         if (forwarded != BURST) {
             throw new IllegalStateException("forwarded " + forwarded);
         }
-        int reaped = 0;
-        while (txA.pollUsed() != null) {
-            reaped++;
-        }
-        while (rxB.pollUsed() != null) {
-            reaped++;
-        }
-        return reaped;
+        return txA.reapAll() + rxB.reapAll();
     }
 }

@@ -87,9 +87,6 @@ public class PackedRingBenchmark {
             queue.addUsed(popped, 0);
         }
         queue.publishUsed();
-        while (driver.pollUsed() != null) {
-            bytes++;
-        }
-        return bytes;
+        return bytes + driver.reapAll();
     }
 }

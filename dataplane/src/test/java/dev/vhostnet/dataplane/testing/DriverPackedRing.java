@@ -73,17 +73,32 @@ public final class DriverPackedRing {
         }
     }
 
+    /** Reap every used buffer without allocating (benchmarks); returns how many. */
+    public int reapAll() {
+        int n = 0;
+        while (reapOne() >= 0) {
+            n++;
+        }
+        return n;
+    }
+
     /** Reap one used buffer: {id, len}, or null if none. */
     public int[] pollUsed() {
+        final int at = (int) ringOffset + nextUsed * PackedRingLayout.DESC_SIZE;
+        final int id = reapOne(); // acquire: the flags are read first, then the entry
+        return id < 0 ? null : new int[] {id, b.getInt(at + PackedRingLayout.DESC_LEN)};
+    }
+
+    /** Reap one used buffer and return its id, or -1. */
+    private int reapOne() {
         final int at = (int) ringOffset + nextUsed * PackedRingLayout.DESC_SIZE;
         final int flags = b.getShortVolatile(at + PackedRingLayout.DESC_FLAGS) & 0xFFFF;
         final boolean avail = (flags & PackedRingLayout.DESC_F_AVAIL) != 0;
         final boolean used = (flags & PackedRingLayout.DESC_F_USED) != 0;
         if (avail != usedWrap || used != usedWrap) {
-            return null;
+            return -1;
         }
         final int id = b.getShort(at + PackedRingLayout.DESC_ID) & 0xFFFF;
-        final int len = b.getInt(at + PackedRingLayout.DESC_LEN);
         final int n = descsOfId[id];
         nextUsed += n;
         if (nextUsed >= size) {
@@ -91,6 +106,6 @@ public final class DriverPackedRing {
             usedWrap = !usedWrap;
         }
         free += n;
-        return new int[] {id, len};
+        return id;
     }
 }

@@ -97,15 +97,30 @@ public final class DriverSplitRing {
         return head;
     }
 
+    /** Reap every used entry without allocating (benchmarks); returns how many. */
+    public int reapAll() {
+        int n = 0;
+        while (reapOne() >= 0) {
+            n++;
+        }
+        return n;
+    }
+
     /** Reap one used entry: {id, len}, or null. */
     public int[] pollUsed() {
+        final int at = (int) usedOffset + SplitRingLayout.USED_RING + SplitRingLayout.USED_ELEM_SIZE * (lastUsed % size);
+        final int id = reapOne(); // acquire: used->idx is read first, then the entry
+        return id < 0 ? null : new int[] {id, b.getInt(at + 4)};
+    }
+
+    /** Reap one used entry and return its id, or -1 if none. */
+    private int reapOne() {
         final int usedIdx = b.getShortVolatile((int) usedOffset + SplitRingLayout.USED_IDX) & 0xFFFF;
         if (usedIdx == lastUsed) {
-            return null;
+            return -1;
         }
         final int at = (int) usedOffset + SplitRingLayout.USED_RING + SplitRingLayout.USED_ELEM_SIZE * (lastUsed % size);
         final int id = b.getInt(at);
-        final int len = b.getInt(at + 4);
         lastUsed = (lastUsed + 1) & 0xFFFF;
         // Return the chain to the free list: its last descriptor's next is the old free head.
         int d = id;
@@ -115,6 +130,6 @@ public final class DriverSplitRing {
         b.putShort(desc(d) + SplitRingLayout.DESC_NEXT, (short) freeHead);
         freeHead = id;
         free += chainLength[id];
-        return new int[] {id, len};
+        return id;
     }
 }
