@@ -33,7 +33,8 @@ public final class NetDeviceConfig {
             | VirtioFeature.bit(VirtioNetFeature.MTU)
             | VirtioFeature.bit(VirtioNetFeature.STATUS)
             | VirtioFeature.bit(VirtioNetFeature.GUEST_ANNOUNCE)
-            | VirtioFeature.bit(VirtioFeature.VHOST_F_LOG_ALL);
+            | VirtioFeature.bit(VirtioFeature.VHOST_F_LOG_ALL)
+            | VirtioFeature.bit(VirtioFeature.ACCESS_PLATFORM);
 
     /** Kept for callers that only need the single-queue set. */
     public static final long OFFERED_FEATURES = BASE_FEATURES;
@@ -42,6 +43,7 @@ public final class NetDeviceConfig {
     public static final long OFFERED_PROTOCOL_FEATURES =
         ProtocolFeature.bit(ProtocolFeature.MQ)
             | ProtocolFeature.bit(ProtocolFeature.LOG_SHMFD)
+            | ProtocolFeature.bit(ProtocolFeature.BACKEND_REQ)
             | ProtocolFeature.bit(ProtocolFeature.RARP)
             | ProtocolFeature.bit(ProtocolFeature.REPLY_ACK)
             | ProtocolFeature.bit(ProtocolFeature.MTU)

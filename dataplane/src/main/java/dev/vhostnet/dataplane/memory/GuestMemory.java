@@ -147,6 +147,17 @@ public final class GuestMemory implements AutoCloseable {
         return UNMAPPED;
     }
 
+    /** Bytes from uva to the end of its region, or 0 if unmapped. */
+    public long uvaContiguousBytes(final long uva) {
+        for (int i = 0; i < uvaStart.length; i++) {
+            final long off = uva - uvaStart[i];
+            if (Long.compareUnsigned(off, sizes[i]) < 0) {
+                return sizes[i] - off;
+            }
+        }
+        return 0;
+    }
+
     /** Guest physical address of a front-end virtual address, or -1 (used for dirty logging of rings). */
     public long uvaToGpa(final long uva) {
         for (int i = 0; i < uvaStart.length; i++) {
