@@ -58,23 +58,35 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
      * @return the number of frames taken from TX queues (0: idle)
      */
     public int forward(final VirtioNetPort from, final VirtioNetPort to) {
+        return forward(from, to, 0, 1);
+    }
+
+    /**
+     * Forward the pairs this caller owns: pair p with p % stride == offset (one dataplane thread of
+     * {@code stride}). Destination pairs are chosen among the same owned pairs, so no queue is shared
+     * between threads.
+     */
+    public int forward(final VirtioNetPort from, final VirtioNetPort to, final int offset, final int stride) {
         int work = 0;
         final int pairs = from.maxPairs();
-        for (int p = 0; p < pairs; p++) {
+        for (int p = offset; p < pairs; p += stride) {
             if (from.tx(p).isRunning()) {
-                work += forwardPair(from, p, to);
+                work += forwardPair(from, p, to, offset, stride);
             }
         }
         return work;
     }
 
-    private int forwardPair(final VirtioNetPort from, final int pair, final VirtioNetPort to) {
+    private int forwardPair(final VirtioNetPort from, final int pair, final VirtioNetPort to, final int offset,
+                            final int stride) {
         final Virtqueue tx = from.tx(pair);
         if (tx.available() == 0) {
             return 0;
         }
         final int toPairs = to == null ? 0 : to.receivingPairs();
         final boolean samePairs = toPairs == from.transmittingPairs();
+        // Receiving pairs of `to` this thread owns: offset, offset + stride, ...
+        final int ownedTargets = toPairs > offset ? (toPairs - offset + stride - 1) / stride : 0;
         final int srcHeader = from.headerLength();
         final QueueCounters txCounters = tx.counters();
         long txBytes = 0;
@@ -90,10 +102,11 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
             if (frameLen <= 0 || frameLen > MAX_FRAME || txChain.writeCount() > 0) {
                 errors++;
                 drops++;
-            } else if (toPairs == 0) {
+            } else if (ownedTargets == 0) {
                 drops++;
             } else {
-                final int dstPair = samePairs && pair < toPairs ? pair : Integer.remainderUnsigned(flowHash(srcHeader), toPairs);
+                final int dstPair = samePairs && pair < toPairs ? pair
+                    : offset + stride * Integer.remainderUnsigned(flowHash(srcHeader), ownedTargets);
                 final int delivered = deliver(from, to, dstPair, (int) frameLen);
                 if (delivered > 0) {
                     txBytes += frameLen;
@@ -115,7 +128,7 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         if (errors > 0) {
             txCounters.add(QueueCounters.ERRORS, errors);
         }
-        for (int p = 0; p < toPairs; p++) {
+        for (int p = offset; p < toPairs; p += stride) {
             if (rxFrames[p] > 0) {
                 final Virtqueue rx = to.rx(p);
                 rx.publishUsed();
