@@ -128,7 +128,7 @@ public final class LatencyBenchmark implements Callable<Integer> {
         return s.replace('.', '_');
     }
 
-    static String encode(final Histogram h) {
+    public static String encode(final Histogram h) {
         final ByteBuffer buf = ByteBuffer.allocate(h.getNeededByteBufferCapacity());
         final int n = h.encodeIntoCompressedByteBuffer(buf);
         return Base64.getEncoder().encodeToString(Arrays.copyOf(buf.array(), n));
@@ -285,11 +285,11 @@ public final class LatencyBenchmark implements Callable<Integer> {
         return new PolledPort.Settings(mergeable, queueSize, frame);
     }
 
-    static List<String> split(final String s) {
+    public static List<String> split(final String s) {
         return s == null || s.isBlank() ? List.of() : List.of(s.trim().split("\\s+"));
     }
 
-    static double median(final double[] v) {
+    public static double median(final double[] v) {
         if (v.length == 0) {
             return Double.NaN;
         }
