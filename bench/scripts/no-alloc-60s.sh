@@ -8,7 +8,7 @@
 # series (HotSpot per-thread counter, printed by the back-end every 5 s: expected flat), packet rates.
 #
 # Usage: bench/scripts/no-alloc-60s.sh [--no-build] [--jfr] [--seconds N] [--warmup N]
-# Output: bench/results/noalloc-<timestamp>.json (+ -gc.log), all logs in bench/target/no-alloc-<timestamp>/
+# Output: bench/results/noalloc-<timestamp>.json (+ -gc.log.txt), all logs in bench/target/no-alloc-<timestamp>/
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -103,7 +103,7 @@ if [ "$JFR" = 1 ] && [ -f "$OUT/backend.jfr" ]; then
 fi
 
 RESULT=$ROOT/bench/results/noalloc-$STAMP.json
-cp "$OUT/gc.log" "$ROOT/bench/results/noalloc-$STAMP-gc.log"
+cp "$OUT/gc.log" "$ROOT/bench/results/noalloc-$STAMP-gc.log.txt"  # *.log is git-ignored
 python3 - "$OUT" "$T_TRAFFIC" "$T0" "$T1" "$LOAD_START" "$LOAD_END" "$RESULT" "$JFR" <<'EOF'
 import json, os, re, subprocess, sys
 from datetime import datetime
