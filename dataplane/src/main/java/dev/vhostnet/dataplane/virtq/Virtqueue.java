@@ -145,6 +145,11 @@ public abstract class Virtqueue {
         return true;
     }
 
+    /** Whether the queue is waiting for the front-end to answer an IOTLB miss (nothing to do until then). */
+    public final boolean awaitingTranslation() {
+        return iotlb != null && missGeneration == iotlb.generation();
+    }
+
     /** Host address of a ring: front-end virtual address, or IOVA through the IOTLB ({@link #RING_MISS}). */
     protected final long translateRing(final long address, final long length, final int perm) {
         if (iotlb == null) {
