@@ -20,7 +20,8 @@ public enum QueueError {
     TOO_MANY_SEGMENTS("descriptor chain has too many segments"),
     RING_UNMAPPED("ring address outside guest memory"),
     BAD_BUFFER_ID("buffer id out of range"),
-    MEMORY_FAULT("fault while accessing guest memory");
+    MEMORY_FAULT("fault while accessing guest memory"),
+    INFLIGHT_FULL("more descriptors outstanding than inflight tracking holds (buffer ids reused)");
 
     private final String description;
 
