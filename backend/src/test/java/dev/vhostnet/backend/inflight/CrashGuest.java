@@ -72,40 +72,97 @@ final class CrashGuest implements AutoCloseable {
      * SET_INFLIGHT_FD of the kept buffer and the rings resumed at used->idx.
      */
     void connect(final Path socket) throws IOException {
+        connect(socket, Integer.MAX_VALUE);
+    }
+
+    /** Messages {@link #connect(Path, int)} sends on a first connection (each GET/SET counts as one). */
+    static final int SETUP_MESSAGES = 20;
+
+    /**
+     * As {@link #connect(Path)}, but stop after {@code messages} messages (each acknowledged, so the back-end
+     * has handled them when this returns): a front-end that goes away at that point of the setup.
+     */
+    void connect(final Path socket, final int messages) throws IOException {
         if (fe != null) {
             fe.close();
         }
         fe = VhostUserFrontend.connect(socket);
+        int left = messages;
+        if (left-- <= 0) {
+            return;
+        }
         fe.setOwner();
+        if (left-- <= 0) {
+            return;
+        }
         final long offered = fe.getFeatures();
         if ((offered & features()) != features()) {
             throw new IllegalStateException("back-end lacks features: 0x" + Long.toHexString(features() & ~offered));
+        }
+        if (left-- <= 0) {
+            return;
         }
         final long protocol = fe.getProtocolFeatures();
         final long wanted = ProtocolFeature.bit(ProtocolFeature.INFLIGHT_SHMFD) | ProtocolFeature.bit(ProtocolFeature.REPLY_ACK);
         if ((protocol & wanted) != wanted) {
             throw new IllegalStateException("back-end does not offer INFLIGHT_SHMFD and REPLY_ACK");
         }
+        if (left-- <= 0) {
+            return;
+        }
         fe.setProtocolFeatures(wanted);
         final boolean first = inflight == null;
         if (first) {
+            if (left-- <= 0) {
+                return;
+            }
             inflight = InflightMessages.get(fe, 2, QUEUE_SIZE);
             inflightView = Mapping.map(inflight.fd(), 0, inflight.mmapSize(), false);
         }
+        if (left-- <= 0) {
+            return;
+        }
         InflightMessages.set(fe, inflight);
+        if (left-- <= 0) {
+            return;
+        }
         fe.setFeatures(features());
+        if (left-- <= 0) {
+            return;
+        }
         fe.setMemTable(List.of(memory.region()));
         for (final DriverSplitQueue q : List.of(rx, tx)) {
             // First start: both indexes 0. After a crash QEMU cannot ask where the device was: it resumes at the
             // used index in guest memory.
             final int base = first ? q.availIdx() : q.usedIdx();
+            if (left-- <= 0) {
+                return;
+            }
             fe.setVringNum(q.index(), q.size());
+            if (left-- <= 0) {
+                return;
+            }
             fe.setVringBase(q.index(), base);
+            if (left-- <= 0) {
+                return;
+            }
             fe.setVringAddr(q.index(), q.descUva(), q.usedUva(), q.availUva());
+            if (left-- <= 0) {
+                return;
+            }
             fe.setVringKick(q.index(), q.kickFd().fd());
+            if (left-- <= 0) {
+                return;
+            }
             fe.setVringCall(q.index(), q.callFd().fd());
         }
+        if (left-- <= 0) {
+            return;
+        }
         fe.setVringEnable(RX, true);
+        if (left-- <= 0) {
+            return;
+        }
         fe.setVringEnable(TX, true);
     }
 
