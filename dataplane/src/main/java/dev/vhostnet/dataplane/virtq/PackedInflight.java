@@ -97,10 +97,10 @@ final class PackedInflight {
      * is the mapped descriptor ring. A fresh or foreign region is initialized and -1 returned (start where the
      * front-end said). Otherwise the spec's reconnect procedure runs, inflight chains are queued for
      * resubmission in counter order, and the position to continue from is returned in the vhost-user base
-     * encoding (avail index | avail wrap << 15 | (used index | used wrap << 15) << 16): used from the region,
+     * encoding (avail index | avail wrap << 15 | (used index | used wrap << 15) << 16, as an unsigned long): used from the region,
      * avail after every descriptor the inflight chains occupy (each chain taken was completed or is inflight).
      */
-    int start(final int ringSize, final int usedIdx, final boolean usedWrap, final UnsafeBuffer ring) {
+    long start(final int ringSize, final int usedIdx, final boolean usedWrap, final UnsafeBuffer ring) {
         size = ringSize;
         if (slotOfId.length < ringSize) {
             slotOfId = new int[ringSize];
@@ -187,7 +187,8 @@ final class PackedInflight {
             avail -= ringSize;
             availWrap = !availWrap;
         }
-        return (avail | (availWrap ? 0x8000 : 0)) | ((used | (wrap ? 0x8000 : 0)) << 16);
+        // As a long: with the used wrap counter set, bit 31 makes the int negative, and -1 means "fresh".
+        return ((avail | (availWrap ? 0x8000 : 0)) | ((used | (wrap ? 0x8000 : 0)) << 16)) & 0xFFFF_FFFFL;
     }
 
     /** Mark the {@code num} entries of the chain at {@code head}; false if they leave the region or overlap. */

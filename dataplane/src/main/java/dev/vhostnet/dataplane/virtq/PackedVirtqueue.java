@@ -114,12 +114,12 @@ public final class PackedVirtqueue extends Virtqueue {
             // Reconnect: positions from the region, chains found inflight resubmitted first, in fetch order.
             // Completing in order, those are the chains at [used, avail) of the ring: the same ones a back-end
             // without tracking would re-read from there; the tracking matters for out-of-order completion.
-            final int pos = inflight.start(size, usedIdx, usedWrap, ring);
+            final long pos = inflight.start(size, usedIdx, usedWrap, ring);
             if (pos >= 0) {
-                lastAvailIdx = pos & 0x7FFF;
+                lastAvailIdx = (int) pos & 0x7FFF;
                 availWrap = (pos & 0x8000) != 0;
-                usedIdx = (pos >>> 16) & 0x7FFF;
-                usedWrap = (pos & 0x8000_0000) != 0;
+                usedIdx = (int) (pos >>> 16) & 0x7FFF;
+                usedWrap = (pos & 0x8000_0000L) != 0;
             }
         }
         return result;
