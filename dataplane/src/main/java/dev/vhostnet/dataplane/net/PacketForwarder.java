@@ -30,6 +30,8 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
     /** Largest frame accepted from a guest: 64 KiB (a GSO frame) plus link headers. */
     public static final int MAX_FRAME = 65536 + 256;
     private static final int MAX_PAIRS = 128;
+    /** deliver(): the receiver's translation is pending; retry the frame later. */
+    private static final int RETRY = -2;
 
     private static final Unsafe UNSAFE = org.agrona.UnsafeAccess.UNSAFE;
 
@@ -94,8 +96,9 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         int errors = 0;
         int done = 0;
         while (done < BURST && tx.available() > 0) {
+            final long txMark = tx.mark();
             if (!tx.pop(txChain)) {
-                break; // queue broken; the control plane reports it
+                break; // queue broken (the control plane reports it) or waiting for an IOTLB translation
             }
             done++;
             final long frameLen = txChain.readBytes() - srcHeader;
@@ -108,6 +111,13 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                 final int dstPair = samePairs && pair < toPairs ? pair
                     : offset + stride * Integer.remainderUnsigned(flowHash(srcHeader), ownedTargets);
                 final int delivered = deliver(from, to, dstPair, (int) frameLen);
+                if (delivered == RETRY) {
+                    // The receiver's buffers are waiting for IOTLB translations: leave this frame in the sender's
+                    // ring (backpressure) instead of dropping it, and retry once the front-end has answered.
+                    tx.rewind(txMark);
+                    done--;
+                    break;
+                }
                 if (delivered > 0) {
                     txBytes += frameLen;
                 } else {
@@ -167,7 +177,8 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         if (flags == 0 && gsoType == VirtioNetHeader.GSO_NONE) {
             plainHeader();
             buildSource(srcHeader, to.headerLength());
-            return count(dstPair, frameLen, copyToRx(to, rx, (long) to.headerLength() + frameLen));
+            final boolean copied = copyToRx(to, rx, (long) to.headerLength() + frameLen);
+            return !copied && rx.awaitingTranslation() ? RETRY : count(dstPair, frameLen, copied);
         }
         final long senderFeatures = from.features();
         final int gsoSize = senderHeader.getShort(4) & 0xFFFF;
@@ -195,7 +206,8 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
             header.putShort(8, (short) csumOffset);
             header.putShort(10, (short) 1);
             buildSource(srcHeader, to.headerLength());
-            return count(dstPair, frameLen, copyToRx(to, rx, (long) to.headerLength() + frameLen));
+            final boolean copied = copyToRx(to, rx, (long) to.headerLength() + frameLen);
+            return !copied && rx.awaitingTranslation() ? RETRY : count(dstPair, frameLen, copied);
         }
         // The receiver cannot take it as is: linearize, then finish the work the sender's offload skipped.
         gather(txChain, srcHeader, linear.addressOffset(), frameLen);
