@@ -8,6 +8,7 @@
 # series (HotSpot per-thread counter, printed by the back-end every 5 s: expected flat), packet rates.
 #
 # Usage: bench/scripts/no-alloc-60s.sh [--no-build] [--jfr] [--seconds N] [--warmup N]
+#        (EXTRA_JAVA_OPTS=... adds back-end JVM options, e.g. -Xlog:deoptimization=debug:file=/tmp/deopt.log:time)
 # Output: bench/results/noalloc-<timestamp>.json (+ -gc.log.txt), all logs in bench/target/no-alloc-<timestamp>/
 set -euo pipefail
 
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
         --jfr) JFR=1 ;;
         --seconds) SECS=$2; shift ;;
         --warmup) WARMUP=$2; shift ;;
-        -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,14p "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -56,7 +57,7 @@ stamp() {
     done
 }
 
-JAVA_OPTS="-XX:+UseSerialGC -Xmx256m -Xlog:gc*,safepoint:file=$OUT/gc.log:time,uptime,level,tags"
+JAVA_OPTS="-XX:+UseSerialGC -Xmx256m -Xlog:gc*,safepoint:file=$OUT/gc.log:time,uptime,level,tags ${EXTRA_JAVA_OPTS:-}"
 if [ "$JFR" = 1 ]; then
     JAVA_OPTS="$JAVA_OPTS -XX:StartFlightRecording=filename=$OUT/backend.jfr,settings=profile,dumponexit=true"
 fi

@@ -88,7 +88,8 @@ public final class LatencyBenchmark implements Callable<Integer> {
     /** One run's outcome. */
     record Run(String backend, int index, Histogram histogram, long lost, long stale, long kicks, long badLength,
                long txTimeouts, double loadBefore, double loadAfter, double machineBusyCpus, long features,
-               long protocolFeatures, String log, double seconds, int outliers, List<List<Double>> outlierTrace) {
+               long protocolFeatures, String log, double seconds, int outliers, List<List<Double>> outlierTrace,
+               long startEpochMillis) {
         double us(final double percentile) {
             return histogram.getValueAtPercentile(percentile) / 1000.0;
         }
@@ -115,6 +116,7 @@ public final class LatencyBenchmark implements Callable<Integer> {
             m.put("features", "0x" + Long.toHexString(features));
             m.put("protocol_features", "0x" + Long.toHexString(protocolFeatures));
             m.put("log", log);
+            m.put("start_epoch_ms", startEpochMillis);
             m.put("seconds", seconds);
             m.put("outliers", outliers);
             m.put("outlier_trace_ms_us", outlierTrace);
@@ -247,6 +249,7 @@ public final class LatencyBenchmark implements Callable<Integer> {
             final long[] outAt = new long[MAX_OUTLIERS];
             final long[] outNs = new long[MAX_OUTLIERS];
             int outliers = 0;
+            final long startMillis = System.currentTimeMillis();
             final long start = System.nanoTime();
             for (int i = 0; i < samples; i++) {
                 final long ns = probe.once(timeout);
@@ -272,7 +275,7 @@ public final class LatencyBenchmark implements Callable<Integer> {
             }
             return new Run(backend, index, h, probe.lost(), probe.stale(), probe.kicked(), probe.badLength(),
                 probe.txTimeouts(), loadBefore, Machine.loadAverage()[0], busy, a.features(), a.protocolFeatures(),
-                b.logFile().toString(), seconds, outliers, trace);
+                b.logFile().toString(), seconds, outliers, trace, startMillis);
         } finally {
             try (var s = Files.list(dir)) {
                 s.forEach(p -> p.toFile().delete());
