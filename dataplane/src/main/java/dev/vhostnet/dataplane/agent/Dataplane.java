@@ -45,6 +45,8 @@ public final class Dataplane implements AutoCloseable {
     private final int slotsPerPort;
     private volatile boolean running = true;
     private int idleSpins;
+    /** Port whose queues the dataplane is processing now (to blame for a fault), or null. */
+    private VirtioNetPort serving;
 
     /**
      * @param ports  every port this dataplane serves
@@ -138,11 +140,17 @@ public final class Dataplane implements AutoCloseable {
             }
         }
         while (running) {
-            final int work = doWork();
-            if (work > 0) {
-                idleSpins = 0;
-            } else {
-                idle();
+            try {
+                final int work = doWork();
+                if (work > 0) {
+                    idleSpins = 0;
+                } else {
+                    idle();
+                }
+            } catch (final Throwable t) {
+                // HotSpot reports a SIGBUS in an Unsafe access (guest memory truncated under its mapping)
+                // asynchronously: the InternalError can surface anywhere in this loop, not only in forward().
+                contain(t);
             }
         }
         runCommands(); // answer anything submitted while stopping
@@ -151,21 +159,59 @@ public final class Dataplane implements AutoCloseable {
     private int doWork() {
         int work = runCommands();
         for (int i = 0; i < ports.length; i++) {
+            serving = ports[i];
             try {
                 work += forwarder.forward(ports[i], peers[i]);
             } catch (final Throwable t) {
                 // A fault in guest memory (e.g. a region truncated under us) must cost that port, not the process.
-                contain(ports[i], t);
+                contain(t);
             }
         }
+        serving = null;
         return work;
     }
 
-    private void contain(final VirtioNetPort port, final Throwable t) {
-        for (int q = 0; q < port.queueCount(); q++) {
-            port.queue(q).fail(QueueError.MEMORY_FAULT);
+    /**
+     * Stop the queues of the port a fault belongs to: every port whose guest memory no longer covers its
+     * regions (truncated by its front-end), or else the port being served when the fault surfaced.
+     */
+    private void contain(final Throwable t) {
+        boolean found = false;
+        for (final VirtioNetPort port : ports) {
+            if (!memoryIntact(port)) {
+                stopPort(port, t);
+                found = true;
+            }
         }
-        LOG.severe(port.name() + ": dataplane fault, queues stopped: " + t);
+        if (!found) {
+            if (serving != null) {
+                stopPort(serving, t);
+            } else {
+                LOG.severe("dataplane fault outside any port's processing: " + t);
+            }
+        }
+        serving = null;
+    }
+
+    private static boolean memoryIntact(final VirtioNetPort port) {
+        for (int q = 0; q < port.queueCount(); q++) {
+            if (!port.queue(q).memory().isIntact()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static void stopPort(final VirtioNetPort port, final Throwable t) {
+        boolean stopped = false;
+        for (int q = 0; q < port.queueCount(); q++) {
+            final Virtqueue queue = port.queue(q);
+            stopped |= queue.error() == QueueError.NONE && queue.isStarted();
+            queue.fail(QueueError.MEMORY_FAULT);
+        }
+        if (stopped) {
+            LOG.severe(port.name() + ": dataplane fault, queues stopped: " + t);
+        }
     }
 
     private int runCommands() {
@@ -194,18 +240,22 @@ public final class Dataplane implements AutoCloseable {
     private void sleepUntilKicked() {
         boolean pending = false;
         for (final VirtioNetPort port : ports) {
+            serving = port;
             for (int pair = 0; pair < port.maxPairs(); pair++) {
                 pending |= port.tx(pair).enableKicks();
             }
         }
+        serving = null;
         if (!pending && commands.isEmpty()) {
             drainKicks(epoll.await(SLEEP_MILLIS));
         }
         for (final VirtioNetPort port : ports) {
+            serving = port;
             for (int pair = 0; pair < port.maxPairs(); pair++) {
                 port.tx(pair).disableKicks();
             }
         }
+        serving = null;
         reportBrokenQueues();
     }
 

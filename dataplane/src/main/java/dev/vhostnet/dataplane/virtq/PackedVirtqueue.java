@@ -188,6 +188,11 @@ public final class PackedVirtqueue extends Virtqueue {
 
     @Override
     public boolean pop(final DescriptorChain chain) {
+        if (pendingCount >= size) {
+            // Every slot already holds a completion we have not published: a driver that offers more is
+            // re-offering descriptors it does not own.
+            return failed(QueueError.AVAIL_IDX_JUMP);
+        }
         chain.ensureCapacity(size + 8);
         chain.reset(-1);
         int pos = lastAvailIdx;

@@ -110,6 +110,11 @@ public abstract class Virtqueue {
         return error;
     }
 
+    /** The memory table the rings were last resolved against. */
+    public final GuestMemory memory() {
+        return memory;
+    }
+
     public final int size() {
         return size;
     }
