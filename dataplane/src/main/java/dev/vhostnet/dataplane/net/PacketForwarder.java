@@ -80,6 +80,7 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         int drops = 0;
         int errors = 0;
         int done = 0;
+        Throwable fault = null;
         while (done < BURST && tx.available() > 0) {
             if (!tx.pop(txChain)) {
                 break; // queue broken; the control plane reports it
@@ -93,7 +94,15 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                 drops++;
             } else {
                 final int dstPair = samePairs && pair < toPairs ? pair : Integer.remainderUnsigned(flowHash(srcHeader), toPairs);
-                final int delivered = deliver(from, to, dstPair, (int) frameLen);
+                int delivered;
+                try {
+                    delivered = deliver(from, to, dstPair, (int) frameLen);
+                } catch (final Throwable t) {
+                    // E.g. the receiver's memory was truncated under us (SIGBUS): complete the sender's chain
+                    // anyway, so the surviving guest does not lose a buffer, then let the dataplane contain it.
+                    delivered = -1;
+                    fault = t;
+                }
                 if (delivered > 0) {
                     txBytes += frameLen;
                 } else {
@@ -104,6 +113,9 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                 }
             }
             tx.addUsed(txChain, 0);
+            if (fault != null) {
+                break;
+            }
         }
         tx.publishUsed();
         txCounters.add(QueueCounters.PACKETS, done - drops);
@@ -124,7 +136,20 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                 rxBytes[p] = 0;
             }
         }
+        if (fault != null) {
+            throwUnchecked(fault);
+        }
         return done;
+    }
+
+    private static void throwUnchecked(final Throwable t) {
+        if (t instanceof RuntimeException) {
+            throw (RuntimeException) t;
+        }
+        if (t instanceof Error) {
+            throw (Error) t;
+        }
+        throw new IllegalStateException(t);
     }
 
     /**
