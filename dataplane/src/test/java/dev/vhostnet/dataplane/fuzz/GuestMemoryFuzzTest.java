@@ -103,6 +103,12 @@ class GuestMemoryFuzzTest {
     }
 
     private static void queries(final FuzzedDataProvider data, final GuestMemory memory, final List<Desc> descs) {
+        if (descs.isEmpty()) {
+            if (memory.gpaToHost(data.consumeLong(), data.consumeLong()) != GuestMemory.UNMAPPED) {
+                throw new AssertionError("an empty table translated an address");
+            }
+            return;
+        }
         final int n = data.consumeInt(1, 16);
         for (int q = 0; q < n; q++) {
             final Desc near = descs.get(data.consumeInt(0, descs.size() - 1));
@@ -110,7 +116,8 @@ class GuestMemoryFuzzTest {
             final long base = physical ? near.gpa : near.uva;
             final long addr = data.consumeBoolean() ? data.consumeLong() : base + data.consumeLong(-16, 16)
                 + (data.consumeBoolean() ? near.size : 0);
-            final long len = data.consumeBoolean() ? data.consumeLong() : data.consumeLong(0, near.size + 16);
+            final long len = data.consumeBoolean() ? data.consumeLong()
+                : data.consumeLong(0, near.size + 16 < 0 ? Long.MAX_VALUE : near.size + 16);
             final long host = physical ? memory.gpaToHost(addr, len) : memory.uvaToHost(addr, len);
             final long expected = model(memory, descs, physical, addr, len);
             if (host != expected) {
