@@ -25,6 +25,7 @@ import dev.vhostnet.spec.SingleMemoryRegionMessage;
 import dev.vhostnet.spec.SplitRingLayout;
 import dev.vhostnet.spec.U64Message;
 import dev.vhostnet.spec.VhostUserHeader;
+import dev.vhostnet.spec.VirtioDeviceStatus;
 import dev.vhostnet.spec.VirtioFeature;
 import dev.vhostnet.spec.VirtioNetConfig;
 import dev.vhostnet.spec.VirtioNetFeature;
@@ -67,6 +68,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private long ackedProtocolFeatures;
     private boolean owned;
     private int status;
+    /** A queue broke since the last reset (reported as DEVICE_NEEDS_RESET by GET_STATUS). */
+    private boolean brokenQueueSeen;
     private int mtu;
     private GuestMemory memory = GuestMemory.EMPTY;
     /** Dirty log from SET_LOG_BASE; used while VHOST_F_LOG_ALL is acknowledged. */
@@ -170,6 +173,45 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
     }
 
+    /** Fds a request may carry; any other request carries none. */
+    private static int maxFds(final int request) {
+        switch (request) {
+            case FrontendRequest.SET_MEM_TABLE:
+                return VhostUserHeader.MAX_FDS;
+            case FrontendRequest.ADD_MEM_REG:
+            case FrontendRequest.REM_MEM_REG:
+            case FrontendRequest.SET_VRING_KICK:
+            case FrontendRequest.SET_VRING_CALL:
+            case FrontendRequest.SET_VRING_ERR:
+            case FrontendRequest.SET_LOG_BASE:
+            case FrontendRequest.SET_LOG_FD:
+            case FrontendRequest.SET_BACKEND_REQ_FD:
+            case FrontendRequest.SET_INFLIGHT_FD:
+            case FrontendRequest.SET_DEVICE_STATE_FD:
+                return 1;
+            default:
+                return 0;
+        }
+    }
+
+    /**
+     * DEVICE_NEEDS_RESET: a queue broke (the front-end or its guest violated the ring rules, or its memory
+     * faulted). Sticky until the device is reset, as virtio requires.
+     */
+    private boolean needsReset() {
+        if (!brokenQueueSeen) {
+            brokenQueueSeen = dataplane.call(() -> {
+                for (int i = 0; i < port.queueCount(); i++) {
+                    if (port.queue(i).error() != QueueError.NONE) {
+                        return true;
+                    }
+                }
+                return false;
+            });
+        }
+        return brokenQueueSeen;
+    }
+
     private static boolean expectsReply(final int request) {
         switch (request) {
             case FrontendRequest.GET_FEATURES:
@@ -197,6 +239,9 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private boolean handle(final VhostUserMessage m) throws IOException, ProtocolException {
         final UnsafeBuffer payload = m.buffer();
         final int at = VhostUserMessage.payloadOffset();
+        if (m.fdCount() > maxFds(m.request())) {
+            throw new ProtocolException(m.name() + " carries " + m.fdCount() + " fds (at most " + maxFds(m.request()) + ")");
+        }
         switch (m.request()) {
             case FrontendRequest.GET_FEATURES:
                 noPayload(m);
@@ -413,7 +458,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
             case FrontendRequest.GET_STATUS:
                 requireProtocol(ProtocolFeature.STATUS, m);
                 noPayload(m);
-                channel.sendU64Reply(m.request(), status);
+                channel.sendU64Reply(m.request(), status | (needsReset() ? VirtioDeviceStatus.DEVICE_NEEDS_RESET : 0));
                 return true;
             default:
                 throw new ProtocolException("unsupported request " + m.name() + " (" + Integer.toUnsignedString(m.request())
@@ -620,6 +665,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         ackedFeatures = 0;
         featuresSet = false;
         status = 0;
+        brokenQueueSeen = false;
     }
 
     private void detachFds(final Virtqueue q, final List<EventFd> toClose) {

@@ -236,6 +236,11 @@ public final class PackedVirtqueue extends Virtqueue {
         if (t != null && t.pendingResubmits() > 0) {
             return popResubmitted(t, t.nextResubmit(), chain);
         }
+        if (pendingCount >= size) {
+            // Every slot already holds a completion we have not published: a driver that offers more is
+            // re-offering descriptors it does not own.
+            return failed(QueueError.AVAIL_IDX_JUMP);
+        }
         chain.ensureCapacity(size + 8);
         chain.reset(-1);
         int pos = lastAvailIdx;
