@@ -57,24 +57,6 @@ final class HostileCases {
     /** Descriptor indexes the cases write by hand: well above those the driver's own chains use. */
     private static final int D = 100;
 
-    /**
-     * Cases that still fail and are left out of the normal run (run them with -Dhostile.only=NAME): after a
-     * request carrying several fds is refused, the front-end's next message finds the connection closed
-     * (EOF) and a later session sees fd numbers that belong to something else (EPERM adding a kick eventfd
-     * to epoll, EBADF on the front-end's memfd in this shared process). Not explained yet.
-     */
-    static final java.util.Set<String> OPEN_FINDINGS = java.util.Set.of(
-        "9 memfds with a one-region SET_MEM_TABLE", "60 fds on one message",
-        "memory table: region beyond the fd's size", "memory table: region a byte beyond the fd's size",
-        "memory table: uva + size wraps around 2^64", "memory table: size 0", "memory table: size 2^64-1",
-        "memory table: mmap_offset beyond the fd", "memory table: mmap_offset + size wraps", "2 regions, 1 fd",
-        "nregions 2 in a one-region payload", "nregions 2^32-1", "ADD_MEM_REG overlapping a region",
-        "ADD_MEM_REG past the slot limit");
-
-    static boolean isOpenFinding(final String name) {
-        return OPEN_FINDINGS.contains(name) || name.startsWith("memory table: ");
-    }
-
     private HostileCases() {
     }
 

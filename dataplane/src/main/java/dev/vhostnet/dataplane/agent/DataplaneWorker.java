@@ -123,19 +123,27 @@ final class DataplaneWorker {
                 }
             } catch (final Throwable t) {
                 // HotSpot reports a SIGBUS in an Unsafe access (guest memory truncated under its mapping)
-                // asynchronously: the InternalError can surface anywhere in this loop, not only in forward().
-                contain(t);
+                // asynchronously: the InternalError can surface anywhere in this loop, not only in forward(),
+                // even inside this handler. Nothing may end the loop but close().
+                try {
+                    contain(t);
+                } catch (final Throwable again) {
+                    LOG.severe(thread.getName() + ": fault while containing a fault: " + again);
+                }
             }
         }
     }
 
     private void parkWhilePaused() {
         parked = true;
-        while (owner.pauseRequested() && running) {
-            LockSupport.parkNanos(100_000);
+        try {
+            while (owner.pauseRequested() && running) {
+                LockSupport.parkNanos(100_000);
+            }
+        } finally {
+            parked = false; // even if a late fault surfaces here: never look parked while running
+            idleSpins = 0;
         }
-        parked = false;
-        idleSpins = 0;
     }
 
     private int doWork() {
@@ -173,6 +181,15 @@ final class DataplaneWorker {
             }
         }
         serving = null;
+        // The fault may have interrupted a surviving queue mid-burst: put this worker's queues back to their
+        // last consistent position (broken ones are left alone).
+        for (final VirtioNetPort port : ports) {
+            for (int q = 0; q < port.queueCount(); q++) {
+                if ((q / 2) % stride == index) {
+                    port.queue(q).recoverAfterFault();
+                }
+            }
+        }
     }
 
     private static boolean memoryIntact(final VirtioNetPort port) {

@@ -163,6 +163,9 @@ public final class PackedVirtqueue extends Virtqueue {
         ring.wrap(ringHost, DESC_SIZE * size);
         driverEvent.wrap(driverHost, 4);
         deviceEvent.wrap(deviceHost, 4);
+        if (pendingCount == 0) {
+            restMark = mark();
+        }
         return QueueError.NONE;
     }
 
@@ -438,6 +441,7 @@ public final class PackedVirtqueue extends Virtqueue {
     public void publishUsed() {
         final int n = pendingCount;
         if (n == 0 || !isRunning() || !ringsReady) {
+            restMark = mark();
             return;
         }
         final PackedInflight t = inflight;
