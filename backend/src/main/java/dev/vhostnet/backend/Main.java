@@ -1,0 +1,226 @@
+package dev.vhostnet.backend;
+
+import dev.vhostnet.dataplane.agent.Dataplane;
+import dev.vhostnet.dataplane.agent.PollMode;
+import dev.vhostnet.dataplane.net.VirtioNetPort;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * vhost-user-net: a vhost-user virtio-net back-end. Follows QEMU's "backend program conventions":
+ * --socket-path or --fd, --print-capabilities, ends on SIGTERM, never daemonizes.
+ */
+@Command(name = "vhost-user-net", mixinStandardHelpOptions = true, version = "vhost-user-net 0.1.0",
+    description = "vhost-user virtio-net back-end; with --peer-socket-path, joins two guests back to back.")
+public final class Main implements Callable<Integer> {
+    /** Options listed by --print-capabilities (vhost-user.json "features"). */
+    static final String[] CAPABILITIES = {"peer-socket-path", "poll", "stats-interval", "cpu-affinity", "mac"};
+
+    static {
+        System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT.%1$tL %4$s %5$s%6$s%n");
+    }
+
+    @Option(names = "--socket-path", paramLabel = "PATH", description = "vhost-user socket to listen on.")
+    Path socketPath;
+
+    @Option(names = "--fd", paramLabel = "FDNUM", description = "Inherited vhost-user socket fd (listening or connected).")
+    Integer fd;
+
+    @Option(names = "--peer-socket-path", paramLabel = "PATH",
+        description = "Second vhost-user socket: what one guest sends, the other receives (in-process peer mode).")
+    Path peerSocketPath;
+
+    @Option(names = "--print-capabilities", description = "Print capabilities as JSON and exit.")
+    boolean printCapabilities;
+
+    @Option(names = "--poll", paramLabel = "busy|adaptive", defaultValue = "adaptive",
+        description = "busy: spin always; adaptive: spin while busy, sleep on kicks when idle (default).")
+    String poll;
+
+    @Option(names = "--stats-interval", paramLabel = "SECONDS", defaultValue = "0",
+        description = "Print queue counters every SECONDS (0: only at exit).")
+    int statsInterval;
+
+    @Option(names = "--cpu-affinity", paramLabel = "CPU", defaultValue = "-1", description = "Pin the dataplane thread to CPU.")
+    int cpuAffinity;
+
+    @Option(names = "--mac", paramLabel = "MAC", description = "MAC reported for the first socket's device (default: derived from the path).")
+    String mac;
+
+    @Option(names = "--peer-mac", paramLabel = "MAC", description = "MAC reported for the peer socket's device.")
+    String peerMac;
+
+    private final PrintStream out;
+    private final PrintStream err;
+
+    Main(final PrintStream out, final PrintStream err) {
+        this.out = out;
+        this.err = err;
+    }
+
+    public static void main(final String[] args) {
+        final CommandLine cl = new CommandLine(new Main(System.out, System.err));
+        cl.setCaseInsensitiveEnumValuesAllowed(true);
+        System.exit(cl.execute(args));
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        if (printCapabilities) {
+            out.println(capabilitiesJson());
+            return 0;
+        }
+        final String problem = validate();
+        if (problem != null) {
+            err.println("vhost-user-net: " + problem);
+            return 2;
+        }
+        return run();
+    }
+
+    static String capabilitiesJson() {
+        final StringBuilder sb = new StringBuilder("{\"type\": \"net\", \"features\": [");
+        for (int i = 0; i < CAPABILITIES.length; i++) {
+            sb.append(i > 0 ? ", " : "").append('"').append(CAPABILITIES[i]).append('"');
+        }
+        return sb.append("]}").toString();
+    }
+
+    private String validate() {
+        if ((socketPath == null) == (fd == null)) {
+            return "exactly one of --socket-path and --fd is required";
+        }
+        if (fd != null && fd < 0) {
+            return "--fd must be a file descriptor number";
+        }
+        if (peerSocketPath != null && peerSocketPath.equals(socketPath)) {
+            return "--peer-socket-path must differ from --socket-path";
+        }
+        if (statsInterval < 0) {
+            return "--stats-interval must be >= 0";
+        }
+        try {
+            pollMode();
+            if (mac != null) {
+                NetDeviceConfig.parseMac(mac);
+            }
+            if (peerMac != null) {
+                NetDeviceConfig.parseMac(peerMac);
+            }
+        } catch (final IllegalArgumentException e) {
+            return e.getMessage();
+        }
+        if (cpuAffinity >= Runtime.getRuntime().availableProcessors() || cpuAffinity < -1) {
+            return "--cpu-affinity " + cpuAffinity + ": this machine has CPUs 0.." + (Runtime.getRuntime().availableProcessors() - 1);
+        }
+        return null;
+    }
+
+    private PollMode pollMode() {
+        try {
+            return PollMode.valueOf(poll.toUpperCase(Locale.ROOT));
+        } catch (final IllegalArgumentException e) {
+            throw new IllegalArgumentException("--poll must be busy or adaptive, not " + poll);
+        }
+    }
+
+    private int run() throws Exception {
+        final String firstName = socketPath != null ? socketPath.toString() : "fd" + fd;
+        final List<VirtioNetPort> ports = new ArrayList<>();
+        ports.add(new VirtioNetPort(firstName));
+        if (peerSocketPath != null) {
+            ports.add(new VirtioNetPort(peerSocketPath.toString()));
+        }
+        final VirtioNetPort[] portArray = ports.toArray(new VirtioNetPort[0]);
+        final VirtioNetPort[] peers = new VirtioNetPort[portArray.length];
+        if (portArray.length == 2) {
+            peers[0] = portArray[1];
+            peers[1] = portArray[0];
+        }
+        final Dataplane dataplane = new Dataplane(portArray, peers, pollMode(), cpuAffinity);
+        final StatsPrinter stats = new StatsPrinter(portArray, out);
+        final CountDownLatch finished = new CountDownLatch(1);
+        final List<VhostUserServer> servers = new ArrayList<>();
+        final AtomicBoolean stopped = new AtomicBoolean();
+        final Runnable shutdown = () -> {
+            if (stopped.compareAndSet(false, true)) {
+                servers.forEach(VhostUserServer::close);
+                dataplane.close();
+                stats.print("final");
+            }
+        };
+        try {
+            final byte[] mac0 = mac != null ? NetDeviceConfig.parseMac(mac) : NetDeviceConfig.macFor(firstName);
+            final NetDeviceConfig config0 = new NetDeviceConfig(mac0);
+            if (socketPath != null) {
+                servers.add(VhostUserServer.listen(socketPath, portArray[0], dataplane, config0, finished::countDown));
+            } else {
+                servers.add(VhostUserServer.inherit(fd, portArray[0], dataplane, config0, finished::countDown));
+            }
+            if (peerSocketPath != null) {
+                final byte[] mac1 = peerMac != null ? NetDeviceConfig.parseMac(peerMac)
+                    : NetDeviceConfig.macFor(peerSocketPath.toString());
+                servers.add(VhostUserServer.listen(peerSocketPath, portArray[1], dataplane,
+                    new NetDeviceConfig(mac1), finished::countDown));
+            }
+        } catch (final Exception e) {
+            err.println("vhost-user-net: cannot start: " + e.getMessage());
+            servers.forEach(VhostUserServer::close);
+            dataplane.close();
+            return 1;
+        }
+        Runtime.getRuntime().addShutdownHook(new Thread(shutdown, "vhost-shutdown"));
+        dataplane.start();
+        servers.forEach(VhostUserServer::start);
+        printBanner(servers);
+        if (statsInterval > 0) {
+            final Thread printer = new Thread(() -> {
+                try {
+                    while (true) {
+                        Thread.sleep(statsInterval * 1000L);
+                        stats.print("periodic");
+                    }
+                } catch (final InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "vhost-stats");
+            printer.setDaemon(true);
+            printer.start();
+        }
+        finished.await();
+        shutdown.run();
+        return 0;
+    }
+
+    private void printBanner(final List<VhostUserServer> servers) {
+        final StringBuilder sb = new StringBuilder();
+        for (final VhostUserServer s : servers) {
+            sb.append("vhost-user-net: listening on ").append(s.socketPath() != null ? s.socketPath() : s.port().name())
+                .append('\n');
+        }
+        if (peerSocketPath != null) {
+            sb.append("vhost-user-net: peer mode: frames sent by one guest are received by the other\n");
+        }
+        sb.append("Attach a QEMU guest to each socket with, for example:\n");
+        int n = 0;
+        for (final VhostUserServer s : servers) {
+            final String path = s.socketPath() != null ? s.socketPath().toString() : "<connected fd>";
+            sb.append(String.format("  qemu-system-x86_64 -m 1G -object memory-backend-memfd,id=mem,size=1G,share=on"
+                + " -numa node,memdev=mem -chardev socket,id=vu%d,path=%s -netdev vhost-user,id=net%d,chardev=vu%d"
+                + " -device virtio-net-pci,netdev=net%d,mac=52:54:00:12:34:%02x ...%n", n, path, n, n, n, 0x56 + n));
+            n++;
+        }
+        out.print(sb);
+        out.flush();
+    }
+}

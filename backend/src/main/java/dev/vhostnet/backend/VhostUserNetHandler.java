@@ -1,0 +1,694 @@
+package dev.vhostnet.backend;
+
+import dev.vhostnet.dataplane.agent.Dataplane;
+import dev.vhostnet.dataplane.memory.GuestMemory;
+import dev.vhostnet.dataplane.memory.GuestRegion;
+import dev.vhostnet.dataplane.memory.InvalidMemoryException;
+import dev.vhostnet.dataplane.net.VirtioNetPort;
+import dev.vhostnet.dataplane.sys.EventFd;
+import dev.vhostnet.dataplane.sys.FileDescriptors;
+import dev.vhostnet.dataplane.virtq.QueueError;
+import dev.vhostnet.dataplane.virtq.SplitVirtqueue;
+import dev.vhostnet.spec.ConfigMessage;
+import dev.vhostnet.spec.FrontendRequest;
+import dev.vhostnet.spec.MemoryRegionMessage;
+import dev.vhostnet.spec.MemoryTableMessage;
+import dev.vhostnet.spec.ProtocolFeature;
+import dev.vhostnet.spec.SingleMemoryRegionMessage;
+import dev.vhostnet.spec.SplitRingLayout;
+import dev.vhostnet.spec.U64Message;
+import dev.vhostnet.spec.VhostUserHeader;
+import dev.vhostnet.spec.VirtioFeature;
+import dev.vhostnet.spec.VirtioNetConfig;
+import dev.vhostnet.spec.VirtioNetFeature;
+import dev.vhostnet.spec.VringAddrMessage;
+import dev.vhostnet.spec.VringStateMessage;
+import org.agrona.concurrent.UnsafeBuffer;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.logging.Logger;
+
+/**
+ * The vhost-user protocol for one virtio-net port and one front-end connection: validates every request,
+ * keeps the control-side state (features, memory table, vring setup) and applies changes to the port's
+ * virtqueues through dataplane commands. Runs on the connection's control thread.
+ */
+public final class VhostUserNetHandler implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(VhostUserNetHandler.class.getName());
+
+    private final VirtioNetPort port;
+    private final Dataplane dataplane;
+    private final NetDeviceConfig config;
+    private final VhostUserChannel channel;
+    private final String name;
+
+    private final VringState[] vrings = new VringState[VirtioNetPort.QUEUES];
+    private final VringStateMessage vringState = new VringStateMessage();
+    private final VringAddrMessage vringAddr = new VringAddrMessage();
+    private final MemoryTableMessage memoryTable = new MemoryTableMessage();
+    private final SingleMemoryRegionMessage singleRegion = new SingleMemoryRegionMessage();
+    private final U64Message u64 = new U64Message();
+    private final ConfigMessage configMessage = new ConfigMessage();
+    private final byte[] configSpace = new byte[ConfigMessage.MAX_CONFIG_SIZE];
+
+    private long ackedFeatures;
+    private boolean featuresSet;
+    private long ackedProtocolFeatures;
+    private boolean owned;
+    private int status;
+    private int mtu = NetDeviceConfig.DEFAULT_MTU;
+    private GuestMemory memory = GuestMemory.EMPTY;
+
+    public VhostUserNetHandler(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
+                               final VhostUserChannel channel) {
+        this.port = port;
+        this.dataplane = dataplane;
+        this.config = config;
+        this.channel = channel;
+        this.name = port.name();
+        for (int i = 0; i < vrings.length; i++) {
+            vrings[i] = new VringState();
+        }
+        writeConfigSpace();
+    }
+
+    /**
+     * Serve the connection until the front-end disconnects or violates the protocol.
+     */
+    public void serve() throws IOException {
+        final VhostUserMessage message = new VhostUserMessage();
+        try {
+            while (true) {
+                try {
+                    if (!channel.receive(message)) {
+                        LOG.info(name + ": front-end disconnected");
+                        return;
+                    }
+                } catch (final ProtocolException e) {
+                    LOG.warning(name + ": " + e.getMessage() + "; closing the connection");
+                    return;
+                }
+                if (!dispatch(message)) {
+                    return;
+                }
+            }
+        } finally {
+            message.closeUntakenFds();
+        }
+    }
+
+    /** Handle one message; returns false if the connection must be closed. */
+    boolean dispatch(final VhostUserMessage message) throws IOException {
+        final VhostUserHeader header = message.header();
+        if (header.version() != VhostUserHeader.VERSION || header.isReply()) {
+            LOG.warning(name + ": bad header flags 0x" + Integer.toHexString(header.flags()) + " on " + message.name()
+                + "; closing the connection");
+            return false;
+        }
+        final boolean ackRequested = header.needsReply()
+            && ProtocolFeature.has(ackedProtocolFeatures, ProtocolFeature.REPLY_ACK);
+        try {
+            final boolean repliedAlready = handle(message);
+            if (ackRequested && !repliedAlready) {
+                channel.sendU64Reply(message.request(), 0);
+            }
+            return true;
+        } catch (final ProtocolException | InvalidMemoryException e) {
+            LOG.warning(name + ": rejected " + message.name() + ": " + e.getMessage());
+            if (ackRequested && !expectsReply(message.request())) {
+                channel.sendU64Reply(message.request(), 1);
+                return true;
+            }
+            LOG.warning(name + ": closing the connection");
+            return false;
+        } finally {
+            message.closeUntakenFds();
+        }
+    }
+
+    private static boolean expectsReply(final int request) {
+        switch (request) {
+            case FrontendRequest.GET_FEATURES:
+            case FrontendRequest.GET_PROTOCOL_FEATURES:
+            case FrontendRequest.GET_VRING_BASE:
+            case FrontendRequest.GET_QUEUE_NUM:
+            case FrontendRequest.GET_CONFIG:
+            case FrontendRequest.GET_MAX_MEM_SLOTS:
+            case FrontendRequest.GET_STATUS:
+            case FrontendRequest.GET_INFLIGHT_FD:
+            case FrontendRequest.SET_LOG_BASE:
+            case FrontendRequest.POSTCOPY_ADVISE:
+            case FrontendRequest.CHECK_DEVICE_STATE:
+            case FrontendRequest.SET_DEVICE_STATE_FD:
+            case FrontendRequest.GET_SHARED_OBJECT:
+            case FrontendRequest.GET_SHMEM_CONFIG:
+            case FrontendRequest.CREATE_CRYPTO_SESSION:
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /** @return true if the handler already sent the request's reply */
+    private boolean handle(final VhostUserMessage m) throws IOException, ProtocolException {
+        final UnsafeBuffer payload = m.buffer();
+        final int at = VhostUserMessage.payloadOffset();
+        switch (m.request()) {
+            case FrontendRequest.GET_FEATURES:
+                noPayload(m);
+                channel.sendU64Reply(m.request(), NetDeviceConfig.OFFERED_FEATURES);
+                return true;
+            case FrontendRequest.SET_FEATURES:
+                setFeatures(readU64(m));
+                return false;
+            case FrontendRequest.GET_PROTOCOL_FEATURES:
+                noPayload(m);
+                channel.sendU64Reply(m.request(), NetDeviceConfig.OFFERED_PROTOCOL_FEATURES);
+                return true;
+            case FrontendRequest.SET_PROTOCOL_FEATURES: {
+                final long f = readU64(m);
+                if ((f & ~NetDeviceConfig.OFFERED_PROTOCOL_FEATURES) != 0) {
+                    throw new ProtocolException("protocol features 0x" + Long.toHexString(f) + " were not offered");
+                }
+                ackedProtocolFeatures = f;
+                return false;
+            }
+            case FrontendRequest.SET_OWNER:
+                noPayload(m);
+                owned = true;
+                return false;
+            case FrontendRequest.RESET_OWNER:
+                resetDevice();
+                owned = false;
+                return false;
+            case FrontendRequest.RESET_DEVICE:
+                requireProtocol(ProtocolFeature.RESET_DEVICE, m);
+                resetDevice();
+                return false;
+            case FrontendRequest.SET_MEM_TABLE:
+                setMemTable(m);
+                return false;
+            case FrontendRequest.GET_MAX_MEM_SLOTS:
+                requireProtocol(ProtocolFeature.CONFIGURE_MEM_SLOTS, m);
+                channel.sendU64Reply(m.request(), NetDeviceConfig.MAX_MEM_SLOTS);
+                return true;
+            case FrontendRequest.ADD_MEM_REG:
+                requireProtocol(ProtocolFeature.CONFIGURE_MEM_SLOTS, m);
+                addMemReg(m);
+                return false;
+            case FrontendRequest.REM_MEM_REG:
+                requireProtocol(ProtocolFeature.CONFIGURE_MEM_SLOTS, m);
+                remMemReg(m);
+                return false;
+            case FrontendRequest.SET_VRING_NUM: {
+                final VringState v = vringFromState(m);
+                final long num = vringState.num();
+                if (!SplitRingLayout.isPowerOfTwo(num) || num > SplitRingLayout.MAX_QUEUE_SIZE) {
+                    throw new ProtocolException("queue size " + num + " is not a power of two up to 32768");
+                }
+                requireStopped(v, m);
+                v.num = (int) num;
+                return false;
+            }
+            case FrontendRequest.SET_VRING_ADDR: {
+                m.requireSize(VringAddrMessage.LENGTH);
+                m.requireFds(0);
+                vringAddr.wrap(payload, at);
+                final VringState v = vring(vringAddr.index());
+                if ((vringAddr.flags() & ~VringAddrMessage.F_LOG) != 0) {
+                    throw new ProtocolException("unknown vring address flags 0x" + Long.toHexString(vringAddr.flags()));
+                }
+                v.descUserAddr = vringAddr.descUserAddr();
+                v.usedUserAddr = vringAddr.usedUserAddr();
+                v.availUserAddr = vringAddr.availUserAddr();
+                v.logGuestAddr = vringAddr.logGuestAddr();
+                v.addrFlags = vringAddr.flags();
+                v.addressed = true;
+                return false;
+            }
+            case FrontendRequest.SET_VRING_BASE: {
+                final VringState v = vringFromState(m);
+                if (vringState.num() > 0xFFFF) {
+                    throw new ProtocolException("split ring base " + vringState.num() + " exceeds 16 bits");
+                }
+                requireStopped(v, m);
+                v.base = (int) vringState.num();
+                return false;
+            }
+            case FrontendRequest.GET_VRING_BASE: {
+                final int index = (int) vringIndexFromState(m);
+                final int base = stopVring(index);
+                final UnsafeBuffer reply = channel.replyBuffer();
+                vringState.wrap(reply, VhostUserHeader.LENGTH);
+                vringState.index(index).num(base);
+                channel.sendReply(m.request(), VringStateMessage.LENGTH);
+                return true;
+            }
+            case FrontendRequest.SET_VRING_KICK:
+                setVringKick(m);
+                return false;
+            case FrontendRequest.SET_VRING_CALL:
+                setVringCall(m);
+                return false;
+            case FrontendRequest.SET_VRING_ERR:
+                setVringErr(m);
+                return false;
+            case FrontendRequest.GET_QUEUE_NUM:
+                requireProtocol(ProtocolFeature.MQ, m);
+                noPayload(m);
+                channel.sendU64Reply(m.request(), NetDeviceConfig.QUEUE_PAIRS);
+                return true;
+            case FrontendRequest.SET_VRING_ENABLE: {
+                final VringState v = vringFromState(m);
+                if (!VirtioFeature.has(ackedFeatures, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) {
+                    throw new ProtocolException("SET_VRING_ENABLE without VHOST_USER_F_PROTOCOL_FEATURES");
+                }
+                if (vringState.num() > 1) {
+                    throw new ProtocolException("SET_VRING_ENABLE value " + vringState.num() + " is not 0 or 1");
+                }
+                v.enabled = vringState.num() == 1;
+                final int index = (int) vringState.index();
+                final boolean enable = v.enabled;
+                dataplane.run(() -> port.queue(index).setEnabled(enable));
+                return false;
+            }
+            case FrontendRequest.SEND_RARP: {
+                requireProtocol(ProtocolFeature.RARP, m);
+                final long macBits = readU64(m);
+                final byte[] mac = new byte[6];
+                for (int i = 0; i < 6; i++) {
+                    mac[i] = (byte) (macBits >>> (8 * i));
+                }
+                LOG.info(name + ": announcing " + NetDeviceConfig.formatMac(mac) + " (SEND_RARP)");
+                final byte[] frame = RarpFrame.announce(mac);
+                dataplane.run(() -> dataplane.injectFrom(port, frame));
+                return false;
+            }
+            case FrontendRequest.NET_SET_MTU: {
+                requireProtocol(ProtocolFeature.MTU, m);
+                final long value = readU64(m);
+                if (value < 68 || value > 65535) {
+                    throw new ProtocolException("MTU " + value + " outside 68..65535");
+                }
+                mtu = (int) value;
+                writeConfigSpace();
+                return false;
+            }
+            case FrontendRequest.GET_CONFIG:
+                requireProtocol(ProtocolFeature.CONFIG, m);
+                getConfig(m);
+                return true;
+            case FrontendRequest.SET_CONFIG:
+                requireProtocol(ProtocolFeature.CONFIG, m);
+                setConfig(m);
+                return false;
+            case FrontendRequest.SET_STATUS: {
+                requireProtocol(ProtocolFeature.STATUS, m);
+                final long value = readU64(m);
+                if (value > 0xFF) {
+                    throw new ProtocolException("device status 0x" + Long.toHexString(value) + " exceeds 8 bits");
+                }
+                if (value == 0) {
+                    resetDevice();
+                }
+                status = (int) value;
+                return false;
+            }
+            case FrontendRequest.GET_STATUS:
+                requireProtocol(ProtocolFeature.STATUS, m);
+                noPayload(m);
+                channel.sendU64Reply(m.request(), status);
+                return true;
+            default:
+                throw new ProtocolException("unsupported request " + m.name() + " (" + Integer.toUnsignedString(m.request())
+                    + ") with a " + m.size() + "-byte payload");
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Features and device state
+
+    private void setFeatures(final long features) throws ProtocolException {
+        if ((features & ~NetDeviceConfig.OFFERED_FEATURES) != 0) {
+            throw new ProtocolException("features 0x" + Long.toHexString(features & ~NetDeviceConfig.OFFERED_FEATURES)
+                + " were not offered");
+        }
+        ackedFeatures = features;
+        featuresSet = true;
+        dataplane.run(() -> port.setFeatures(features));
+    }
+
+    /** Stop every ring and forget the negotiated device state (RESET_DEVICE, RESET_OWNER, SET_STATUS 0). */
+    private void resetDevice() {
+        final List<EventFd> toClose = new ArrayList<>();
+        dataplane.run(() -> {
+            for (int i = 0; i < VirtioNetPort.QUEUES; i++) {
+                final SplitVirtqueue q = port.queue(i);
+                detachFds(q, toClose);
+                q.reset();
+            }
+            port.setFeatures(0);
+        });
+        for (final VringState v : vrings) {
+            v.clearRing();
+            v.kick = null;
+            v.call = null;
+            v.err = null;
+        }
+        toClose.forEach(EventFd::close);
+        ackedFeatures = 0;
+        featuresSet = false;
+        status = 0;
+    }
+
+    private void detachFds(final SplitVirtqueue q, final List<EventFd> toClose) {
+        final EventFd kick = q.setKick(null);
+        if (kick != null) {
+            dataplane.unwatchKick(kick);
+            toClose.add(kick);
+        }
+        final EventFd call = q.setCall(null);
+        if (call != null) {
+            toClose.add(call);
+        }
+        final EventFd err = q.setErr(null);
+        if (err != null) {
+            toClose.add(err);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Memory
+
+    private void setMemTable(final VhostUserMessage m) throws ProtocolException {
+        m.requireSizeAtLeast(MemoryTableMessage.HEADER_LENGTH);
+        memoryTable.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final long n = memoryTable.nregions();
+        if (n == 0 || n > MemoryTableMessage.MAX_REGIONS) {
+            throw new ProtocolException("memory table with " + n + " regions (1.." + MemoryTableMessage.MAX_REGIONS + ")");
+        }
+        m.requireSizeAtLeast(MemoryTableMessage.lengthFor((int) n));
+        m.requireFds((int) n);
+        final List<GuestRegion> regions = new ArrayList<>();
+        try {
+            for (int i = 0; i < n; i++) {
+                final MemoryRegionMessage r = memoryTable.region(i);
+                regions.add(GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(), m.takeFd(i)));
+            }
+            swapMemory(GuestMemory.of(regions));
+        } catch (final RuntimeException e) {
+            regions.forEach(GuestRegion::close);
+            for (int i = 0; i < n; i++) {
+                m.takeFd(i);
+            }
+            throw e;
+        }
+        LOG.info(name + ": memory table " + memory);
+    }
+
+    private void addMemReg(final VhostUserMessage m) throws ProtocolException {
+        m.requireSizeAtLeast(SingleMemoryRegionMessage.LENGTH);
+        m.requireFds(1);
+        singleRegion.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        if (memory.regionCount() >= NetDeviceConfig.MAX_MEM_SLOTS) {
+            throw new ProtocolException("all " + NetDeviceConfig.MAX_MEM_SLOTS + " memory slots are in use");
+        }
+        final MemoryRegionMessage r = singleRegion.region();
+        final GuestRegion region = GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(), m.takeFd(0));
+        final GuestMemory next;
+        try {
+            next = memory.withRegion(region);
+        } catch (final RuntimeException e) {
+            region.close();
+            throw e;
+        }
+        swapMemory(next);
+    }
+
+    private void remMemReg(final VhostUserMessage m) throws ProtocolException {
+        m.requireSizeAtLeast(SingleMemoryRegionMessage.LENGTH);
+        if (m.fdCount() > 1) {
+            throw new ProtocolException("REM_MEM_REG carries " + m.fdCount() + " fds");
+        }
+        singleRegion.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final MemoryRegionMessage r = singleRegion.region();
+        final GuestMemory next = memory.withoutRegion(r.guestPhysAddr(), r.memorySize(), r.userAddr());
+        if (next == null) {
+            throw new ProtocolException(String.format("REM_MEM_REG of an unknown region gpa=0x%x size=0x%x uva=0x%x",
+                r.guestPhysAddr(), r.memorySize(), r.userAddr()));
+        }
+        swapMemory(next);
+    }
+
+    /** Switch the dataplane to a new table, then release the old one (unmapping regions nobody uses now). */
+    private void swapMemory(final GuestMemory next) {
+        final GuestMemory old = memory;
+        memory = next;
+        dataplane.run(() -> {
+            for (int i = 0; i < VirtioNetPort.QUEUES; i++) {
+                final QueueError e = port.queue(i).remap(next);
+                if (e != QueueError.NONE) {
+                    port.queue(i).fail(e);
+                }
+            }
+        });
+        old.close();
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Vrings
+
+    private long vringIndexFromState(final VhostUserMessage m) throws ProtocolException {
+        m.requireSize(VringStateMessage.LENGTH);
+        m.requireFds(0);
+        vringState.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final long index = vringState.index();
+        vring(index);
+        return index;
+    }
+
+    private VringState vringFromState(final VhostUserMessage m) throws ProtocolException {
+        return vring(vringIndexFromState(m));
+    }
+
+    private VringState vring(final long index) throws ProtocolException {
+        if (index < 0 || index >= vrings.length) {
+            throw new ProtocolException("vring index " + index + " out of range (" + vrings.length + " queues)");
+        }
+        return vrings[(int) index];
+    }
+
+    private static void requireStopped(final VringState v, final VhostUserMessage m) throws ProtocolException {
+        if (v.started) {
+            throw new ProtocolException(m.name() + " on a started ring (send GET_VRING_BASE first)");
+        }
+    }
+
+    /** Index and fd of SET_VRING_KICK/CALL/ERR: u64 with index in bits 0-7 and "no fd" in bit 8. */
+    private int vringFdIndex(final VhostUserMessage m, final boolean[] noFd) throws ProtocolException {
+        m.requireSize(U64Message.LENGTH);
+        u64.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final long value = u64.value();
+        if ((value & ~(U64Message.VRING_INDEX_MASK | U64Message.VRING_NOFD_FLAG)) != 0) {
+            throw new ProtocolException(m.name() + " payload 0x" + Long.toHexString(value) + " has unknown bits");
+        }
+        noFd[0] = (value & U64Message.VRING_NOFD_FLAG) != 0;
+        m.requireFds(noFd[0] ? 0 : 1);
+        final int index = (int) (value & U64Message.VRING_INDEX_MASK);
+        vring(index);
+        return index;
+    }
+
+    private void setVringKick(final VhostUserMessage m) throws ProtocolException {
+        final boolean[] noFd = new boolean[1];
+        final int index = vringFdIndex(m, noFd);
+        final VringState v = vrings[index];
+        final EventFd kick = noFd[0] ? null : EventFd.adopt(m.takeFd(0));
+        final EventFd old = v.kick;
+        v.kick = kick;
+        if (!VirtioFeature.has(ackedFeatures, VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)) {
+            v.enabled = true; // without protocol features rings start enabled
+        }
+        startVring(index, v, old);
+    }
+
+    private void startVring(final int index, final VringState v, final EventFd oldKick) throws ProtocolException {
+        if (v.num == 0 || !v.addressed) {
+            if (oldKick != null) {
+                dataplane.run(() -> {
+                    port.queue(index).setKick(null);
+                    dataplane.unwatchKick(oldKick);
+                });
+                oldKick.close();
+            }
+            throw new ProtocolException("SET_VRING_KICK on ring " + index + " before its size and addresses");
+        }
+        v.started = true;
+        final GuestMemory mem = memory;
+        final int portIndex = dataplane.portIndex(port);
+        final QueueError result = dataplane.call(() -> {
+            final SplitVirtqueue q = port.queue(index);
+            if (oldKick != null) {
+                dataplane.unwatchKick(oldKick);
+            }
+            q.setKick(v.kick);
+            if (v.kick != null) {
+                dataplane.watchKick(portIndex, index, v.kick);
+            }
+            q.setEnabled(v.enabled);
+            final QueueError e = q.start(mem, v.num, v.descUserAddr, v.availUserAddr, v.usedUserAddr, v.base);
+            if (e != QueueError.NONE) {
+                q.fail(e);
+            } else {
+                q.disableKicks(); // the dataplane polls; kicks only matter while it sleeps
+            }
+            return e;
+        });
+        if (oldKick != null) {
+            oldKick.close();
+        }
+        if (result != QueueError.NONE) {
+            LOG.warning(name + ": ring " + index + " cannot start: " + result.description());
+        } else {
+            LOG.fine(name + ": ring " + index + " started, size " + v.num + ", base " + v.base);
+        }
+    }
+
+    private int stopVring(final int index) {
+        final VringState v = vrings[index];
+        final EventFd[] kick = new EventFd[1];
+        final int base = dataplane.call(() -> {
+            final SplitVirtqueue q = port.queue(index);
+            final int last = q.stop();
+            kick[0] = q.setKick(null);
+            if (kick[0] != null) {
+                dataplane.unwatchKick(kick[0]);
+            }
+            return last;
+        });
+        if (kick[0] != null) {
+            kick[0].close();
+        }
+        v.kick = null;
+        v.started = false;
+        v.base = base;
+        return base;
+    }
+
+    private void setVringCall(final VhostUserMessage m) throws ProtocolException {
+        final boolean[] noFd = new boolean[1];
+        final int index = vringFdIndex(m, noFd);
+        final EventFd call = noFd[0] ? null : EventFd.adopt(m.takeFd(0));
+        vrings[index].call = call;
+        final EventFd old = dataplane.call(() -> port.queue(index).setCall(call));
+        if (old != null) {
+            old.close();
+        }
+    }
+
+    private void setVringErr(final VhostUserMessage m) throws ProtocolException {
+        final boolean[] noFd = new boolean[1];
+        final int index = vringFdIndex(m, noFd);
+        final EventFd err = noFd[0] ? null : EventFd.adopt(m.takeFd(0));
+        vrings[index].err = err;
+        final EventFd old = dataplane.call(() -> port.queue(index).setErr(err));
+        if (old != null) {
+            old.close();
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Config space
+
+    private void writeConfigSpace() {
+        final VirtioNetConfig c = new VirtioNetConfig();
+        c.wrap(new UnsafeBuffer(configSpace), 0);
+        c.mac(config.mac())
+            .status(VirtioNetFeature.S_LINK_UP)
+            .maxVirtqueuePairs(NetDeviceConfig.QUEUE_PAIRS)
+            .mtu(mtu)
+            .speed(VirtioNetConfig.SPEED_UNKNOWN)
+            .duplex(VirtioNetConfig.DUPLEX_UNKNOWN);
+    }
+
+    private void getConfig(final VhostUserMessage m) throws IOException, ProtocolException {
+        m.requireSizeAtLeast(ConfigMessage.HEADER_LENGTH);
+        m.requireFds(0);
+        configMessage.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final long offset = configMessage.configOffset();
+        final long size = configMessage.size();
+        if (size > ConfigMessage.MAX_CONFIG_SIZE || offset > ConfigMessage.MAX_CONFIG_SIZE - size
+            || m.size() != ConfigMessage.HEADER_LENGTH + size) {
+            throw new ProtocolException("GET_CONFIG offset " + offset + " size " + size + " outside the config space");
+        }
+        final UnsafeBuffer reply = channel.replyBuffer();
+        final ConfigMessage out = new ConfigMessage();
+        out.wrap(reply, VhostUserHeader.LENGTH);
+        out.configOffset(offset).size(size).flags(0);
+        reply.putBytes(out.payloadOffset(), configSpace, (int) offset, (int) size);
+        channel.sendReply(m.request(), ConfigMessage.HEADER_LENGTH + (int) size);
+    }
+
+    private void setConfig(final VhostUserMessage m) throws ProtocolException {
+        m.requireSizeAtLeast(ConfigMessage.HEADER_LENGTH);
+        m.requireFds(0);
+        configMessage.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final long offset = configMessage.configOffset();
+        final long size = configMessage.size();
+        if (size > ConfigMessage.MAX_CONFIG_SIZE || offset > ConfigMessage.MAX_CONFIG_SIZE - size
+            || m.size() != ConfigMessage.HEADER_LENGTH + size) {
+            throw new ProtocolException("SET_CONFIG offset " + offset + " size " + size + " outside the config space");
+        }
+        // virtio-net config space is read-only for the driver except the legacy MAC write: accept only that.
+        if (offset + size > 6) {
+            throw new ProtocolException("SET_CONFIG writes read-only virtio-net config fields");
+        }
+        m.buffer().getBytes(configMessage.payloadOffset(), configSpace, (int) offset, (int) size);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    private static void noPayload(final VhostUserMessage m) throws ProtocolException {
+        m.requireSize(0);
+        m.requireFds(0);
+    }
+
+    private long readU64(final VhostUserMessage m) throws ProtocolException {
+        m.requireSize(U64Message.LENGTH);
+        m.requireFds(0);
+        u64.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        return u64.value();
+    }
+
+    private void requireProtocol(final int feature, final VhostUserMessage m) throws ProtocolException {
+        if (!ProtocolFeature.has(ackedProtocolFeatures, feature)) {
+            throw new ProtocolException(m.name() + " requires protocol feature " + feature + ", not negotiated");
+        }
+    }
+
+    public long ackedFeatures() {
+        return ackedFeatures;
+    }
+
+    public long ackedProtocolFeatures() {
+        return ackedProtocolFeatures;
+    }
+
+    /** Front-end gone: stop the port, close every fd and unmap its memory. */
+    @Override
+    public void close() {
+        resetDevice();
+        final GuestMemory old = memory;
+        memory = GuestMemory.EMPTY;
+        dataplane.run(() -> {
+            for (int i = 0; i < VirtioNetPort.QUEUES; i++) {
+                port.queue(i).remap(GuestMemory.EMPTY);
+            }
+        });
+        old.close();
+        ackedProtocolFeatures = 0;
+        owned = false;
+    }
+}

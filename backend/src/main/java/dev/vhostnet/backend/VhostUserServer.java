@@ -1,0 +1,176 @@
+package dev.vhostnet.backend;
+
+import dev.vhostnet.dataplane.agent.Dataplane;
+import dev.vhostnet.dataplane.net.VirtioNetPort;
+import dev.vhostnet.dataplane.sys.FileDescriptors;
+import org.newsclub.net.unix.AFUNIXServerSocket;
+import org.newsclub.net.unix.AFUNIXSocket;
+import org.newsclub.net.unix.AFUNIXSocketAddress;
+import org.newsclub.net.unix.FileDescriptorCast;
+
+import java.io.IOException;
+import java.net.SocketException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * Serves one virtio-net port over a vhost-user socket: one front-end at a time, the next one accepted after
+ * a disconnect, forever. The socket is either a path we listen on (created here, removed at close) or an
+ * inherited fd (--fd), listening or already connected; a connected fd serves that one front-end, then
+ * the server ends.
+ */
+public final class VhostUserServer implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(VhostUserServer.class.getName());
+
+    private final VirtioNetPort port;
+    private final Dataplane dataplane;
+    private final NetDeviceConfig config;
+    private final Path socketPath;
+    private final AFUNIXServerSocket listener;
+    private final AFUNIXSocket preConnected;
+    private final Thread thread;
+    private volatile boolean closing;
+    private volatile AFUNIXSocket current;
+    private final Runnable onFinished;
+
+    private VhostUserServer(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
+                            final Path socketPath, final AFUNIXServerSocket listener, final AFUNIXSocket preConnected,
+                            final Runnable onFinished) {
+        this.port = port;
+        this.dataplane = dataplane;
+        this.config = config;
+        this.socketPath = socketPath;
+        this.listener = listener;
+        this.preConnected = preConnected;
+        this.onFinished = onFinished;
+        this.thread = new Thread(this::serve, "vhost-control-" + port.name());
+    }
+
+    /** Listen on {@code path}, replacing a stale socket file (but never a non-socket file). */
+    public static VhostUserServer listen(final Path path, final VirtioNetPort port, final Dataplane dataplane,
+                                         final NetDeviceConfig config, final Runnable onFinished) throws IOException {
+        if (Files.exists(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            if (!"socket".equals(fileType(path))) {
+                throw new IOException(path + " exists and is not a socket; refusing to replace it");
+            }
+            Files.delete(path);
+        }
+        final AFUNIXServerSocket server = AFUNIXServerSocket.newInstance();
+        server.bind(AFUNIXSocketAddress.of(path.toFile()), 1);
+        return new VhostUserServer(port, dataplane, config, path, server, null, onFinished);
+    }
+
+    /** Serve on an inherited socket fd (listening or connected). */
+    public static VhostUserServer inherit(final int fd, final VirtioNetPort port, final Dataplane dataplane,
+                                          final NetDeviceConfig config, final Runnable onFinished) throws IOException {
+        if (!FileDescriptors.isOpen(fd)) {
+            throw new IOException("--fd " + fd + " is not an open file descriptor");
+        }
+        final FileDescriptorCast cast = FileDescriptorCast.unsafeUsing(fd);
+        if (FileDescriptors.isListeningSocket(fd)) {
+            return new VhostUserServer(port, dataplane, config, null, cast.as(AFUNIXServerSocket.class), null, onFinished);
+        }
+        return new VhostUserServer(port, dataplane, config, null, null, cast.as(AFUNIXSocket.class), onFinished);
+    }
+
+    private static String fileType(final Path path) {
+        try {
+            final Object other = Files.getAttribute(path, "unix:mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            final int mode = (Integer) other;
+            return (mode & 0xF000) == 0xC000 ? "socket" : "other";
+        } catch (final IOException | UnsupportedOperationException | IllegalArgumentException e) {
+            return "unknown";
+        }
+    }
+
+    public void start() {
+        thread.start();
+    }
+
+    public Path socketPath() {
+        return socketPath;
+    }
+
+    public VirtioNetPort port() {
+        return port;
+    }
+
+    private void serve() {
+        try {
+            if (preConnected != null) {
+                session(preConnected);
+                return;
+            }
+            while (!closing) {
+                final AFUNIXSocket socket;
+                try {
+                    socket = listener.accept();
+                } catch (final SocketException e) {
+                    if (closing) {
+                        return;
+                    }
+                    throw e;
+                }
+                session(socket);
+            }
+        } catch (final IOException e) {
+            if (!closing) {
+                LOG.log(Level.SEVERE, port.name() + ": listener failed", e);
+            }
+        } finally {
+            if (onFinished != null && !closing) {
+                onFinished.run();
+            }
+        }
+    }
+
+    private void session(final AFUNIXSocket socket) {
+        current = socket;
+        LOG.info(port.name() + ": front-end connected");
+        try (VhostUserChannel channel = new VhostUserChannel(socket);
+             VhostUserNetHandler handler = new VhostUserNetHandler(port, dataplane, config, channel)) {
+            handler.serve();
+        } catch (final IOException e) {
+            if (!closing) {
+                LOG.info(port.name() + ": connection ended: " + e.getMessage());
+            }
+        } catch (final RuntimeException e) {
+            LOG.log(Level.SEVERE, port.name() + ": connection failed", e);
+        } finally {
+            current = null;
+        }
+    }
+
+    @Override
+    public void close() {
+        closing = true;
+        try {
+            if (listener != null) {
+                listener.close();
+            }
+            final AFUNIXSocket s = current;
+            if (s != null) {
+                s.close();
+            }
+            if (preConnected != null) {
+                preConnected.close();
+            }
+        } catch (final IOException e) {
+            LOG.fine("close: " + e);
+        }
+        try {
+            thread.join(3000);
+        } catch (final InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (socketPath != null) {
+            try {
+                Files.deleteIfExists(socketPath);
+            } catch (final IOException e) {
+                LOG.warning("cannot remove " + socketPath + ": " + e.getMessage());
+            }
+        }
+    }
+}
