@@ -22,10 +22,13 @@ public final class BackendUnderTest implements VhostBackEnd {
 
     private final LoggedProcess process;
     private final List<String> output;
+    private final SocketFiles sockets;
+    private volatile int exitCode = Integer.MIN_VALUE;
 
-    private BackendUnderTest(LoggedProcess process, List<String> output) {
+    private BackendUnderTest(LoggedProcess process, List<String> output, SocketFiles sockets) {
         this.process = process;
         this.output = output;
+        this.sockets = sockets;
     }
 
     /** Starts the back-end and returns once both socket files exist. */
@@ -44,7 +47,7 @@ public final class BackendUnderTest implements VhostBackEnd {
                 output.add(line);
             }
         });
-        BackendUnderTest backend = new BackendUnderTest(process, output);
+        BackendUnderTest backend = new BackendUnderTest(process, output, sockets);
         try {
             sockets.awaitBoth(timeout, process::isAlive, backend::describe);
             return backend;
@@ -87,16 +90,13 @@ public final class BackendUnderTest implements VhostBackEnd {
     /** SIGTERM (Process.destroy), then the counters it prints on the way out. */
     @Override
     public Optional<BackEndCounters> stop() {
-        int exit = process.stop(null, STOP_GRACE);
-        lastExitCode = exit;
-        return BackendCounterParser.parseFinal(output());
+        exitCode = process.stop(null, STOP_GRACE);
+        return BackendCounterParser.parseFinal(output(), sockets.a(), sockets.b());
     }
-
-    private volatile int lastExitCode = Integer.MIN_VALUE;
 
     /** Exit code of the last {@link #stop}; 143 (128 + SIGTERM) is normal for a JVM ended by SIGTERM. */
     public int exitCode() {
-        return lastExitCode;
+        return exitCode;
     }
 
     @Override

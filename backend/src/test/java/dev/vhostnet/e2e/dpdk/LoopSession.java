@@ -33,7 +33,11 @@ public final class LoopSession implements AutoCloseable {
         try {
             session.backEnd = starter.start(session.sockets);
             session.frontEnd = loop.start(session.sockets.a(), session.sockets.b());
-            session.frontEnd.awaitForwarding(timeout);
+            try {
+                session.frontEnd.awaitForwarding(timeout);
+            } catch (IllegalStateException e) {
+                throw session.pointingAtBackEnd(e);
+            }
             return session;
         } catch (IOException | InterruptedException | RuntimeException e) {
             session.close();
@@ -55,7 +59,17 @@ public final class LoopSession implements AutoCloseable {
 
     /** Waits until the front-end has received at least {@code packets} on both ports. */
     public void awaitTraffic(long packets, Duration timeout) throws InterruptedException {
-        frontEnd.awaitReceived(packets, timeout, 0, 1);
+        try {
+            frontEnd.awaitReceived(packets, timeout, 0, 1);
+        } catch (IllegalStateException e) {
+            throw pointingAtBackEnd(e);
+        }
+    }
+
+    /** A front-end failure is as likely caused by the back-end; name its log too. */
+    private IllegalStateException pointingAtBackEnd(IllegalStateException e) {
+        return new IllegalStateException(e.getMessage() + System.lineSeparator() + "back-end " + backEnd.name()
+                + " log: " + backEnd.log(), e);
     }
 
     /** Stops the front-end, then the back-end, and collects both sides' final figures. */

@@ -19,6 +19,8 @@ final class TestpmdOutputParser implements Consumer<String> {
     private static final Pattern TX_PPS = Pattern.compile("Tx-pps:\\s*(\\d+)");
     private static final Pattern RX_DROPPED = Pattern.compile("RX-packets:\\s*(\\d+)\\s+RX-dropped:\\s*(\\d+)");
     private static final Pattern TX_DROPPED = Pattern.compile("TX-packets:\\s*(\\d+)\\s+TX-dropped:\\s*(\\d+)");
+    /** Lines after which the ports will never pass traffic (e.g. the back-end refused SET_MEM_TABLE). */
+    private static final Pattern FATAL = Pattern.compile("Failed to start device|Fail to start port|Failed to set features");
     private static final Pattern FEATURES = Pattern.compile("features after negotiate = (?:0x)?([0-9a-fA-F]+)");
 
     private enum Section { NONE, NIC, FORWARD }
@@ -47,6 +49,8 @@ final class TestpmdOutputParser implements Consumer<String> {
             section = Section.NONE;
         } else if (line.contains("packet forwarding - ports=")) {
             stats.onForwardingStarted();
+        } else if (FATAL.matcher(line).find()) {
+            stats.onFatal(line);
         } else if ((m = FEATURES.matcher(line)).find()) {
             stats.onNegotiatedFeatures(Long.parseUnsignedLong(m.group(1), 16));
         } else if (section == Section.NIC) {

@@ -65,4 +65,12 @@ class TestpmdOutputParserTest {
         assertEquals("", packed.missingFeatures(0xd10018000L));
         assertEquals("VIRTIO_F_RING_PACKED", packed.missingFeatures(0x110008000L));
     }
+
+    @Test
+    void portStartFailureIsReportedAsFatal() {
+        TestpmdStats stats = parse(
+                "Error during enabling promiscuous mode for port 0: Operation not supported - ignore",
+                "virtio_user_start_device(): (/tmp/a.sock) Failed to start device");
+        assertEquals(1, stats.fatalErrors().size());
+    }
 }

@@ -18,11 +18,22 @@ public final class TestpmdStats {
     private final List<PortSnapshot> snapshots = new ArrayList<>();
     private final Map<Integer, ForwardStats> forward = new TreeMap<>();
     private final List<Long> negotiatedFeatures = new ArrayList<>();
+    private final List<String> fatal = new ArrayList<>();
     private boolean forwarding;
 
     synchronized void onForwardingStarted() {
         forwarding = true;
         notifyAll();
+    }
+
+    synchronized void onFatal(String line) {
+        fatal.add(line);
+        notifyAll();
+    }
+
+    /** Lines saying a port failed to start; testpmd carries on regardless, but no traffic will flow. */
+    public synchronized List<String> fatalErrors() {
+        return List.copyOf(fatal);
     }
 
     synchronized void onSnapshot(PortSnapshot snapshot) {
@@ -99,7 +110,7 @@ public final class TestpmdStats {
     }
 
     /**
-     * Blocks until {@code condition} holds, the process dies, or {@code timeout} passes. Returns normally
+     * Blocks until {@code condition} holds, the process dies or reports a port failure, or {@code timeout} passes. Returns normally
      * only if the condition held; otherwise throws with {@code context} (e.g. the log tail) in the message.
      */
     public void await(String what, Predicate<TestpmdStats> condition, Duration timeout, BooleanSupplier alive,
@@ -110,6 +121,10 @@ public final class TestpmdStats {
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
                     throw new IllegalStateException("timed out after " + timeout + " waiting for " + what
+                            + System.lineSeparator() + context.get());
+                }
+                if (!fatal.isEmpty()) {
+                    throw new IllegalStateException("failed while waiting for " + what + ": " + fatal
                             + System.lineSeparator() + context.get());
                 }
                 if (!alive.getAsBoolean()) {
