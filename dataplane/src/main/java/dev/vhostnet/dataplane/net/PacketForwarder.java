@@ -116,6 +116,7 @@ public final class PacketForwarder {
     /** Scatter the source segments ({@link #srcAddr}/{@link #srcLen}, {@code total} bytes) into RX chains. */
     private boolean copyToRx(final VirtioNetPort to, final SplitVirtqueue rx, final long total) {
         final int dstHeader = to.headerLength();
+        final boolean mergeable = to.mergeable();
         final long mark = rx.mark();
         int chains = 0;
         int si = 0;
@@ -128,23 +129,41 @@ public final class PacketForwarder {
                 rx.rewind(mark);
                 return false;
             }
-            if (++chains > 1 && !to.mergeable()) {
+            if (++chains > 1 && !mergeable) {
                 rx.rewind(mark);
                 return false;
             }
-            if (chains == 1 && dstHeader == VirtioNetHeader.LENGTH) {
-                numBuffersLo = addressInChain(rxChain, 10);
-                numBuffersHi = addressInChain(rxChain, 11);
-                if (numBuffersLo == 0 || numBuffersHi == 0) {
-                    rx.rewind(mark); // first buffer too small for the header
-                    return false;
+            int di = 0;
+            int dOff = 0;
+            long written = 0;
+            if (chains == 1) {
+                if (rxChain.writeCount() > 0 && rxChain.writeLen(0) >= dstHeader) {
+                    // Common case: the header fits the first buffer; write it with plain stores, no copy call.
+                    final long h = rxChain.writeAddr(0);
+                    UNSAFE.putLong(h, header.getLong(0));
+                    if (dstHeader == VirtioNetHeader.LENGTH) {
+                        UNSAFE.putInt(h + 8, header.getInt(8));
+                        numBuffersLo = h + 10;
+                        numBuffersHi = h + 11;
+                    } else {
+                        UNSAFE.putShort(h + 8, header.getShort(8));
+                    }
+                    si = 1;
+                    dOff = dstHeader;
+                    copied = dstHeader;
+                    written = dstHeader;
+                } else if (dstHeader == VirtioNetHeader.LENGTH) {
+                    numBuffersLo = addressInChain(rxChain, 10);
+                    numBuffersHi = addressInChain(rxChain, 11);
+                    if (numBuffersLo == 0 || numBuffersHi == 0) {
+                        rx.rewind(mark); // the chain cannot even hold the header
+                        return false;
+                    }
                 }
             }
-            long written = 0;
-            for (int di = 0; di < rxChain.writeCount() && copied < total; di++) {
+            for (; di < rxChain.writeCount() && copied < total; di++) {
                 final long dAddr = rxChain.writeAddr(di);
                 final int dLen = rxChain.writeLen(di);
-                int dOff = 0;
                 while (dOff < dLen && copied < total) {
                     final int n = Math.min(dLen - dOff, srcLen[si] - sOff);
                     UNSAFE.copyMemory(srcAddr[si] + sOff, dAddr + dOff, n);
@@ -157,6 +176,7 @@ public final class PacketForwarder {
                         sOff = 0;
                     }
                 }
+                dOff = 0;
             }
             if (written == 0) {
                 rx.rewind(mark); // a chain with no writable bytes cannot carry anything

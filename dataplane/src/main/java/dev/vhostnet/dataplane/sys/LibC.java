@@ -51,8 +51,8 @@ public interface LibC {
     int EINTR = 4;
     int EBADF = 9;
 
-    @SaveError
-    long mmap(long addr, long length, int prot, int flags, int fd, long offset);
+    // mmap is not declared here: jnr-ffi's generated stubs pass a wrong sixth argument on this platform
+    // (glibc then fails with EINVAL before the syscall). See RawMmap, which calls it through jffi directly.
 
     @SaveError
     int munmap(long addr, long length);

@@ -19,9 +19,9 @@ public final class Mapping implements AutoCloseable {
             throw new IllegalArgumentException("bad mapping: offset=" + offset + " length=" + length);
         }
         final int prot = LibC.PROT_READ | (writable ? LibC.PROT_WRITE : 0);
-        final long addr = LibC.INSTANCE.mmap(0, length, prot, LibC.MAP_SHARED, fd, offset);
+        final long addr = RawMmap.mmap(length, prot, LibC.MAP_SHARED, fd, offset);
         if (addr == LibC.MAP_FAILED) {
-            throw new NativeException("mmap(fd=" + fd + ", offset=" + offset + ", length=" + length + ")", LibC.errno());
+            throw new NativeException("mmap(fd=" + fd + ", offset=" + offset + ", length=" + length + ")", RawMmap.lastErrno());
         }
         return new Mapping(addr, length);
     }
