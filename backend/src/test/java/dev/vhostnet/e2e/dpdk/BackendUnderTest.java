@@ -87,7 +87,7 @@ public final class BackendUnderTest implements VhostBackEnd {
         }
     }
 
-    /** SIGTERM (Process.destroy), then the counters it prints on the way out. */
+    /** SIGTERM, then the counters it prints on the way out. */
     @Override
     public Optional<BackEndCounters> stop() {
         exitCode = process.stop(null, STOP_GRACE);

@@ -132,14 +132,16 @@ public final class LoggedProcess implements AutoCloseable {
     }
 
     /**
-     * Asks the process to exit with {@code signal} (null means Process.destroy, i.e. SIGTERM), waits up to
+     * Asks the process to exit with {@code signal} (null means SIGTERM via ProcessHandle.destroy), waits up to
      * {@code grace}, then kills it. Returns the exit code. Waits for the log pump so the output is complete.
      */
     public int stop(String signal, Duration grace) {
         try {
             if (process.isAlive()) {
                 if (signal == null) {
-                    process.destroy();
+                    // SIGTERM through the handle: Process.destroy() would also close our end of the
+                    // output pipe, and the last lines (a back-end's exit counters) would be lost.
+                    process.toHandle().destroy();
                 } else {
                     signal(signal);
                 }
@@ -151,7 +153,9 @@ public final class LoggedProcess implements AutoCloseable {
                 }
             }
             pump.join(5_000);
-            return process.isAlive() ? -1 : process.exitValue();
+            int exit = process.isAlive() ? -1 : process.exitValue();
+            appendToLog("# stopped with SIG" + (signal == null ? "TERM" : signal) + ", exit code " + exit);
+            return exit;
         } catch (InterruptedException e) {
             process.destroyForcibly();
             Thread.currentThread().interrupt();
@@ -160,6 +164,16 @@ public final class LoggedProcess implements AutoCloseable {
             if (!process.isAlive()) {
                 LIVE.remove(process);
             }
+        }
+    }
+
+    /** A harness note at the end of the log, once the pump has finished writing. */
+    private void appendToLog(String note) {
+        try {
+            Files.writeString(log, note + System.lineSeparator(), StandardCharsets.UTF_8,
+                    java.nio.file.StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            remember("[could not append to log: " + e + "]");
         }
     }
 
