@@ -16,10 +16,12 @@ final class ConfigReport {
     private final Map<Side, Contender> contenders;
     private final List<RunResult> runs = new ArrayList<>();
     private final List<String> notes = new ArrayList<>();
+    private final double maxForeignCores;
 
-    ConfigReport(VirtioUserLoop loop, Map<Side, Contender> contenders) {
+    ConfigReport(VirtioUserLoop loop, Map<Side, Contender> contenders, double maxForeignCores) {
         this.loop = loop;
         this.contenders = contenders;
+        this.maxForeignCores = maxForeignCores;
     }
 
     VirtioUserLoop loop() {
@@ -35,7 +37,7 @@ final class ConfigReport {
         } else if (!run.problems().isEmpty()) {
             notes.add(who + " round " + run.round() + " inconsistent counts: " + String.join("; ", run.problems()));
         }
-        if (run.ok() && run.foreignCores() > 0.05) {
+        if (run.ok() && run.foreignCores() > maxForeignCores) {
             notes.add(String.format(Locale.ROOT, "%s round %d: other processes used %.2f cores during the window",
                     who, run.round(), run.foreignCores()));
         }

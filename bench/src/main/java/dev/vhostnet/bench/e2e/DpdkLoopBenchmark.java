@@ -63,6 +63,25 @@ public final class DpdkLoopBenchmark implements Callable<Integer> {
     @Option(names = "--reference-only", description = "measure only the reference side")
     boolean referenceOnly;
 
+    @Option(names = "--max-foreign-cpu", description = "a run during which other processes used more CPU than"
+            + " this (in cores) is noisy: repeated, and flagged if still noisy (default ${DEFAULT-VALUE})")
+    double maxForeignCpu = 0.10;
+
+    @Option(names = "--retries", description = "extra attempts for a noisy run (default ${DEFAULT-VALUE})")
+    int retries = 2;
+
+    @Option(names = "--quiet-timeout", description = "seconds to wait for an idle machine before each run;"
+            + " 0: do not wait (default ${DEFAULT-VALUE})")
+    int quietTimeout = 120;
+
+    @Option(names = "--backend-args", description = "extra options for our back-end; busy polling by default,"
+            + " as the DPDK reference polls too (default \"${DEFAULT-VALUE}\")")
+    String backendArgs = "--poll busy";
+
+    @Option(names = "--backend-jvm-args", description = "JVM options for our back-end, as bin/vhost-user-net"
+            + " uses (default \"${DEFAULT-VALUE}\")")
+    String backendJvmArgs = "-XX:+UseSerialGC -Xmx256m";
+
     @Option(names = "--results-dir", description = "where JSON results go (default: bench/results, or results"
             + " when run from inside bench/)")
     Path resultsDir;
@@ -72,7 +91,10 @@ public final class DpdkLoopBenchmark implements Callable<Integer> {
     }
 
     @Override
-    public Integer call() throws IOException {
+    public Integer call() throws IOException, InterruptedException {
+        // BackendUnderTest reads these when it starts the back-end JVM.
+        System.setProperty("e2e.backend.args", backendArgs);
+        System.setProperty("e2e.backend.jvmArgs", backendJvmArgs);
         Map<Side, Contender> contenders = new EnumMap<>(Side.class);
         contenders.put(Side.UNDER_TEST, underTest);
         contenders.put(Side.REFERENCE, Contender.DPDK);
@@ -100,8 +122,8 @@ public final class DpdkLoopBenchmark implements Callable<Integer> {
         return 0;
     }
 
-    private ConfigReport measure(VirtioUserLoop loop, Map<Side, Contender> contenders) {
-        ConfigReport report = new ConfigReport(loop, contenders);
+    private ConfigReport measure(VirtioUserLoop loop, Map<Side, Contender> contenders) throws InterruptedException {
+        ConfigReport report = new ConfigReport(loop, contenders, maxForeignCpu);
         LoopMeasurement measurement = new LoopMeasurement(loop, Duration.ofSeconds(warmup), Duration.ofSeconds(seconds));
         for (int round = 0; round < runs; round++) {
             List<Side> order = round % 2 == 0 ? List.of(Side.UNDER_TEST, Side.REFERENCE)
@@ -110,12 +132,29 @@ public final class DpdkLoopBenchmark implements Callable<Integer> {
                 if ((side == Side.UNDER_TEST && referenceOnly) || report.givenUp(side)) {
                     continue;
                 }
-                RunResult run = measurement.run(side, contenders.get(side), round);
-                report.add(run);
-                System.out.println(progress(loop, run));
+                report.add(measureQuietly(measurement, loop, side, contenders.get(side), round));
             }
         }
         return report;
+    }
+
+    /** One run, repeated (up to --retries times) while other processes disturbed it. */
+    private RunResult measureQuietly(LoopMeasurement measurement, VirtioUserLoop loop, Side side, Contender contender,
+                                     int round) throws InterruptedException {
+        RunResult run = null;
+        for (int attempt = 0; attempt <= retries; attempt++) {
+            if (quietTimeout > 0 && !QuietMachine.await(Duration.ofSeconds(quietTimeout), maxForeignCpu)) {
+                System.out.printf(Locale.ROOT, "[%s] machine still busy after %d s; measuring anyway%n", loop.name(),
+                        quietTimeout);
+            }
+            run = measurement.run(side, contender, round);
+            boolean noisy = run.ok() && run.foreignCores() > maxForeignCpu;
+            System.out.println(progress(loop, run) + (noisy && attempt < retries ? "  (noisy, again)" : ""));
+            if (!noisy) {
+                break;
+            }
+        }
+        return run;
     }
 
     private static String progress(VirtioUserLoop loop, RunResult run) {
@@ -136,6 +175,7 @@ public final class DpdkLoopBenchmark implements Callable<Integer> {
         h.put("runs", runs);
         h.put("warmupSeconds", warmup);
         h.put("seconds", seconds);
+        h.put("maxForeignCpuCores", maxForeignCpu);
         h.put("rateSource", "front-end testpmd RX counters over the window; A->B = port 1 RX, B->A = port 0 RX");
         Map<String, Object> env = new LinkedHashMap<>();
         env.put("gitCommit", git("rev-parse", "HEAD"));
