@@ -13,8 +13,6 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
@@ -23,17 +21,10 @@ import java.util.function.Consumer;
  *
  * <p>Reading through a pipe (rather than tailing the log file) lets the listener see each line the
  * moment it is written, which is what the stats parsers need for timing. Every live child is also
- * registered with a JVM shutdown hook so that an interrupted benchmark leaves no busy pollers behind.
+ * known to {@link ShutdownCleanup} so that an interrupted benchmark leaves no busy pollers behind.
  */
 public final class LoggedProcess implements AutoCloseable {
     private static final int TAIL_LINES = 40;
-    private static final Set<Process> LIVE = ConcurrentHashMap.newKeySet();
-
-    static {
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> LIVE.forEach(Process::destroyForcibly),
-                "kill-e2e-children"));
-    }
-
     private final String name;
     private final List<String> command;
     private final Path log;
@@ -56,7 +47,7 @@ public final class LoggedProcess implements AutoCloseable {
         Files.createDirectories(log.getParent());
         Files.writeString(log, "# " + String.join(" ", command) + System.lineSeparator());
         Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
-        LIVE.add(process);
+        ShutdownCleanup.add(process);
         return new LoggedProcess(name, command, log, process, listener);
     }
 
@@ -162,7 +153,7 @@ public final class LoggedProcess implements AutoCloseable {
             return -1;
         } finally {
             if (!process.isAlive()) {
-                LIVE.remove(process);
+                ShutdownCleanup.remove(process);
             }
         }
     }
@@ -194,6 +185,6 @@ public final class LoggedProcess implements AutoCloseable {
         } catch (IOException ignored) {
             // the pipe is already gone with the process
         }
-        LIVE.remove(process);
+        ShutdownCleanup.remove(process);
     }
 }

@@ -13,9 +13,11 @@ import java.util.stream.Stream;
 /** A private temporary directory holding the two vhost-user sockets of one loop. */
 public final class SocketFiles implements AutoCloseable {
     private final Path dir;
+    private final Runnable deletion = this::close;
 
     private SocketFiles(Path dir) {
         this.dir = dir;
+        ShutdownCleanup.add(deletion);
     }
 
     public static SocketFiles create() throws IOException {
@@ -50,6 +52,10 @@ public final class SocketFiles implements AutoCloseable {
 
     @Override
     public void close() {
+        ShutdownCleanup.remove(deletion);
+        if (!Files.exists(dir)) {
+            return;
+        }
         try (Stream<Path> walk = Files.walk(dir)) {
             for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
                 Files.deleteIfExists(p);

@@ -31,12 +31,14 @@ public final class Testpmd implements AutoCloseable {
     private final String filePrefix;
     private final LoggedProcess process;
     private final TestpmdStats stats;
+    private final Runnable runtimeDirDeletion = this::deleteRuntimeDir;
 
     private Testpmd(String role, String filePrefix, LoggedProcess process, TestpmdStats stats) {
         this.role = role;
         this.filePrefix = filePrefix;
         this.process = process;
         this.stats = stats;
+        ShutdownCleanup.add(runtimeDirDeletion);
     }
 
     /**
@@ -133,6 +135,7 @@ public final class Testpmd implements AutoCloseable {
             return;
         }
         Path dir = runtimeBase().resolve("dpdk").resolve(filePrefix);
+        ShutdownCleanup.remove(runtimeDirDeletion);
         if (!Files.isDirectory(dir)) {
             return;
         }
