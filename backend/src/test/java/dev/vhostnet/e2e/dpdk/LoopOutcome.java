@@ -14,8 +14,8 @@ import java.util.Optional;
  * sent but not yet received are at most those injected. Whatever a back-end takes from A it can
  * deliver to B at most once, and the front-end cannot receive on B more than was delivered there.
  */
-public record LoopOutcome(Map<Integer, ForwardStats> frontEnd, Optional<BackEndCounters> backEnd,
-                          List<Long> negotiatedFeatures, long injectedPackets) {
+public record LoopOutcome(Map<Integer, ForwardStats> frontEnd, int frontEndExitCode,
+                          Optional<BackEndCounters> backEnd, List<Long> negotiatedFeatures, long injectedPackets) {
 
     public ForwardStats port(int port) {
         ForwardStats s = frontEnd.get(port);
@@ -41,7 +41,10 @@ public record LoopOutcome(Map<Integer, ForwardStats> frontEnd, Optional<BackEndC
     public List<String> problems(long minPackets) {
         List<String> problems = new ArrayList<>();
         if (!frontEnd.containsKey(0) || !frontEnd.containsKey(1)) {
-            problems.add("front-end forward statistics missing for a port: " + frontEnd);
+            // testpmd prints them on SIGINT once its forwarding lcores have stopped; a testpmd that had
+            // to be killed (starved on an overloaded machine, or hung) never printed them.
+            problems.add("front-end forward statistics missing for a port: " + frontEnd + " (testpmd exit code "
+                    + frontEndExitCode + ")");
             return problems;
         }
         ForwardStats a = port(0);

@@ -74,9 +74,9 @@ public final class LoopSession implements AutoCloseable {
 
     /** Stops the front-end, then the back-end, and collects both sides' final figures. */
     public LoopOutcome finish() {
-        frontEnd.stop();
+        int exit = frontEnd.stop();
         Optional<BackEndCounters> counters = backEnd.stop();
-        return new LoopOutcome(frontEnd.stats().forwardStats(), counters, frontEnd.stats().negotiatedFeatures(),
+        return new LoopOutcome(frontEnd.stats().forwardStats(), exit, counters, frontEnd.stats().negotiatedFeatures(),
                 loop.injectedPackets());
     }
 

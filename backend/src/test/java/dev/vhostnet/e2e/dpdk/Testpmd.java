@@ -23,7 +23,7 @@ public final class Testpmd implements AutoCloseable {
     /** Packets per burst; pinned because the number of packets --tx-first injects depends on it. */
     public static final int BURST = 32;
     public static final int TOTAL_MBUFS = 16384;
-    public static final Duration STOP_GRACE = Duration.ofSeconds(20);
+    public static final Duration STOP_GRACE = Duration.ofSeconds(30);
 
     private static final AtomicInteger SEQ = new AtomicInteger();
 
