@@ -32,7 +32,7 @@ public final class BackendUnderTest implements VhostBackEnd {
     }
 
     /** Starts the back-end and returns once both socket files exist. */
-    public static BackendUnderTest start(SocketFiles sockets, Duration timeout)
+    public static BackendUnderTest start(SocketFiles sockets, Duration timeout, String... extraArgs)
             throws IOException, InterruptedException {
         List<String> command = new ArrayList<>(List.of("taskset", "-c", Integer.toString(CpuLayout.BACKEND_CORE),
                 Path.of(System.getProperty("java.home"), "bin", "java").toString()));
@@ -41,6 +41,7 @@ public final class BackendUnderTest implements VhostBackEnd {
                 "--socket-path", sockets.a().toString(), "--peer-socket-path", sockets.b().toString(),
                 "--stats-interval", "1"));
         command.addAll(split(System.getProperty("e2e.backend.args", "")));
+        command.addAll(Arrays.asList(extraArgs));
         List<String> output = new ArrayList<>();
         LoggedProcess process = LoggedProcess.start("backend", command, E2eLogs.newLogFile("backend"), line -> {
             synchronized (output) {

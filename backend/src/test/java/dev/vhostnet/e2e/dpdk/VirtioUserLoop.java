@@ -44,6 +44,10 @@ public record VirtioUserLoop(String name, boolean packed, boolean mrgRxbuf, bool
         return new VirtioUserLoop("mrg-1518", false, true, false, 1518, 1);
     }
 
+    public VirtioUserLoop withQueues(int pairs) {
+        return new VirtioUserLoop(name + "-" + pairs + "q", packed, mrgRxbuf, inOrder, frameSize, pairs);
+    }
+
     public VirtioUserLoop withInOrder(boolean on) {
         return new VirtioUserLoop(name + (on ? "-inorder" : ""), packed, mrgRxbuf, on, frameSize, queues);
     }
