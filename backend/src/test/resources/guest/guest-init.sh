@@ -5,8 +5,9 @@
 #             e2e.flows=1  parallel TCP transfers of the payload, flow i on port+i; the
 #                          sender (and receiver) of flow i run pinned to CPU i mod nproc,
 #                          so with several queue pairs the flows use different pairs
-#             e2e.tput=0   MiB of zeros to push through one more connection (port+100)
+#             e2e.tput=0   MiB of zeros to push through one more connection (port+100+r)
 #                          after the checked transfers, timed inside the guest
+#             e2e.tputruns=1  how many times to repeat that timed transfer (r=0..runs-1)
 # and reports progress as "E2E:<WORD>[=value]" lines on the console, which the
 # Java harness (QemuGuest) waits for. Per-flow markers carry the flow number as a
 # suffix (RECV_MD5_0, ACK_MD5_1, ...). The guest always ends with E2E:DONE or
@@ -35,7 +36,7 @@ finish() {
 }
 fail() { finish "FAIL=$*"; }
 
-role= ip= peer= prefix=24 port=5001 mib=8 wait_s=240 flows=1 tput=0
+role= ip= peer= prefix=24 port=5001 mib=8 wait_s=240 flows=1 tput=0 tputruns=1
 for kv in $(cat /proc/cmdline); do
     case "$kv" in
         e2e.role=*)   role=${kv#*=} ;;
@@ -47,6 +48,7 @@ for kv in $(cat /proc/cmdline); do
         e2e.wait=*)   wait_s=${kv#*=} ;;
         e2e.flows=*)  flows=${kv#*=} ;;
         e2e.tput=*)   tput=${kv#*=} ;;
+        e2e.tputruns=*) tputruns=${kv#*=} ;;
     esac
 done
 mark "BOOTED role=$role ip=$ip peer=$peer"
@@ -126,8 +128,12 @@ echo "E2E:TPUT_RECORDS=$records" > /dev/console
 echo "$records"
 EOS
         chmod +x /bin/e2e-sink
-        nc -l -p "$tput_port" -e /bin/e2e-sink < /dev/null &
-        ncpids="$ncpids $!"
+        r=0
+        while [ $r -lt "$tputruns" ]; do
+            nc -l -p $((tput_port + r)) -e /bin/e2e-sink < /dev/null &
+            ncpids="$ncpids $!"
+            r=$((r + 1))
+        done
     fi
     mark "LISTENING port=$port flows=$flows"
     ping_peer || fail "no ping reply from $peer in ${wait_s}s"
@@ -146,9 +152,11 @@ EOS
         await_tcp_closed $((port + f)) || fail "sender did not close the connection of flow $f"
         f=$((f + 1))
     done
-    if [ "$tput" -gt 0 ]; then
-        await_tcp_closed "$tput_port" || fail "sender did not close the throughput connection"
-    fi
+    r=0
+    while [ "$tput" -gt 0 ] && [ $r -lt "$tputruns" ]; do
+        await_tcp_closed $((tput_port + r)) || fail "sender did not close throughput connection $r"
+        r=$((r + 1))
+    done
 }
 
 # True once no connection on local port $1 is still exchanging data or awaiting the
@@ -202,16 +210,19 @@ sender() {
         mark "ACK_MD5_$f=$(cat /tmp/ack$f)"
         f=$((f + 1))
     done
-    if [ "$tput" -gt 0 ]; then
-        # The sink listened before the checked transfers began, so no retry is needed.
-        mark "TPUT_START mib=$tput"
+    r=0
+    while [ "$tput" -gt 0 ] && [ $r -lt "$tputruns" ]; do
+        # The sinks listened before the checked transfers began, so no retry is needed.
+        mark "TPUT_START_$r mib=$tput"
         t0=$(now_cs)
         dd if=/dev/zero bs=65536 count=$((tput * 16)) 2> /dev/null |
-            timeout "$wait_s" nc -w 10 "$peer" "$tput_port" > /tmp/tack 2> /tmp/tnc.err
+            timeout "$wait_s" nc -w 10 "$peer" $((tput_port + r)) > /tmp/tack 2> /tmp/tnc.err
         t1=$(now_cs)
-        [ -s /tmp/tack ] || fail "throughput send: $(cat /tmp/tnc.err)"
-        mark "TPUT_RESULT=$(cat /tmp/tack | tr -d ' '),$((tput * 1048576)),$((t1 - t0))"
-    fi
+        [ -s /tmp/tack ] || fail "throughput send $r: $(cat /tmp/tnc.err)"
+        # receiver's records, bytes sent, centiseconds
+        mark "TPUT_RESULT_$r=$(tr -d ' ' < /tmp/tack),$((tput * 1048576)),$((t1 - t0))"
+        r=$((r + 1))
+    done
 }
 
 # Interface counters as the guest driver saw them (before GRO).

@@ -43,6 +43,11 @@ public final class E2eSettings {
         return Integer.getInteger("vhostnet.e2e.throughputMiB", 64);
     }
 
+    /** How often each throughput row repeats its timed transfer (one boot, several runs). */
+    public static int throughputRuns() {
+        return Integer.getInteger("vhostnet.e2e.throughputRuns", 3);
+    }
+
     public static String qemuBinary() {
         return System.getProperty("vhostnet.e2e.qemu", "qemu-system-x86_64");
     }

@@ -21,21 +21,23 @@ import java.util.List;
  *                       runs on vCPU i mod cpus, hence on queue pair i mod cpus
  * @param throughputMiB  MiB of zeros timed through one more connection after the checked
  *                       transfers (e2e.tput); 0: none
+ * @param throughputRuns how many times that timed transfer is repeated (e2e.tputruns)
  */
 public record GuestConfig(String name, Path vhostSocket, String mac, GuestRole role, String ip, String peerIp,
-                          int payloadMiB, List<String> extraNicProps, int queuePairs, int flows, int throughputMiB) {
+                          int payloadMiB, List<String> extraNicProps, int queuePairs, int flows, int throughputMiB,
+                          int throughputRuns) {
 
     public GuestConfig {
         extraNicProps = List.copyOf(extraNicProps);
-        if (queuePairs < 1 || flows < 1 || throughputMiB < 0) {
-            throw new IllegalArgumentException("queuePairs and flows must be >= 1, throughputMiB >= 0");
+        if (queuePairs < 1 || flows < 1 || throughputMiB < 0 || throughputRuns < 1) {
+            throw new IllegalArgumentException("queuePairs, flows and throughputRuns must be >= 1, throughputMiB >= 0");
         }
     }
 
     /** A guest with one queue pair, one flow and no throughput run. */
     public GuestConfig(String name, Path vhostSocket, String mac, GuestRole role, String ip, String peerIp,
                        int payloadMiB, List<String> extraNicProps) {
-        this(name, vhostSocket, mac, role, ip, peerIp, payloadMiB, extraNicProps, 1, 1, 0);
+        this(name, vhostSocket, mac, role, ip, peerIp, payloadMiB, extraNicProps, 1, 1, 0, 1);
     }
 
     /** vCPUs: one per queue pair, so the driver enables every pair. */
@@ -45,6 +47,6 @@ public record GuestConfig(String name, Path vhostSocket, String mac, GuestRole r
 
     public GuestConfig withExtraNicProps(List<String> props) {
         return new GuestConfig(name, vhostSocket, mac, role, ip, peerIp, payloadMiB, props, queuePairs, flows,
-                throughputMiB);
+                throughputMiB, throughputRuns);
     }
 }

@@ -47,7 +47,8 @@ public final class QemuGuest implements AutoCloseable {
                 "e2e.peer=" + c.peerIp(),
                 "e2e.mib=" + c.payloadMiB(),
                 "e2e.flows=" + c.flows(),
-                "e2e.tput=" + c.throughputMiB());
+                "e2e.tput=" + c.throughputMiB(),
+                "e2e.tputruns=" + c.throughputRuns());
         String nic = String.join(",",
                 "virtio-net-pci",
                 "netdev=n0",

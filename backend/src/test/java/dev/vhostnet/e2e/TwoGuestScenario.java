@@ -28,9 +28,11 @@ public final class TwoGuestScenario {
     private final int queuePairs;
     private final int flows;
     private final int throughputMiB;
+    private final int throughputRuns;
 
     private TwoGuestScenario(int payloadMiB, Duration timeout, List<String> receiverNicProps,
-                             List<String> senderNicProps, int queuePairs, int flows, int throughputMiB) {
+                             List<String> senderNicProps, int queuePairs, int flows, int throughputMiB,
+                             int throughputRuns) {
         this.payloadMiB = payloadMiB;
         this.timeout = timeout;
         this.receiverNicProps = List.copyOf(receiverNicProps);
@@ -38,11 +40,12 @@ public final class TwoGuestScenario {
         this.queuePairs = queuePairs;
         this.flows = flows;
         this.throughputMiB = throughputMiB;
+        this.throughputRuns = throughputRuns;
     }
 
     /** Both NICs get {@code extraNicProps}; one queue pair, one flow, no throughput run. */
     public TwoGuestScenario(int payloadMiB, Duration timeout, List<String> extraNicProps) {
-        this(payloadMiB, timeout, extraNicProps, extraNicProps, 1, 1, 0);
+        this(payloadMiB, timeout, extraNicProps, extraNicProps, 1, 1, 0, 1);
     }
 
     /** Payload size and timeout from {@link E2eSettings}, NICs with QEMU's default features. */
@@ -52,39 +55,40 @@ public final class TwoGuestScenario {
 
     /** The same virtio-net-pci properties on both NICs (replacing any set before). */
     public TwoGuestScenario withNicProps(List<String> props) {
-        return new TwoGuestScenario(payloadMiB, timeout, props, props, queuePairs, flows, throughputMiB);
+        return new TwoGuestScenario(payloadMiB, timeout, props, props, queuePairs, flows, throughputMiB, throughputRuns);
     }
 
     /** Adds virtio-net-pci properties to the receiver's NIC only. */
     public TwoGuestScenario withReceiverNicProps(String... props) {
         return new TwoGuestScenario(payloadMiB, timeout, concat(receiverNicProps, props), senderNicProps, queuePairs,
-                flows, throughputMiB);
+                flows, throughputMiB, throughputRuns);
     }
 
     /** Adds virtio-net-pci properties to the sender's NIC only. */
     public TwoGuestScenario withSenderNicProps(String... props) {
         return new TwoGuestScenario(payloadMiB, timeout, receiverNicProps, concat(senderNicProps, props), queuePairs,
-                flows, throughputMiB);
+                flows, throughputMiB, throughputRuns);
     }
 
     /** Queue pairs per NIC (the back-end must be started with at least as many, --queues). */
     public TwoGuestScenario withQueuePairs(int pairs) {
-        return new TwoGuestScenario(payloadMiB, timeout, receiverNicProps, senderNicProps, pairs, flows, throughputMiB);
+        return new TwoGuestScenario(payloadMiB, timeout, receiverNicProps, senderNicProps, pairs, flows, throughputMiB, throughputRuns);
     }
 
     /** Parallel TCP transfers of the payload, flow i pinned to vCPU i mod cpus in both guests. */
     public TwoGuestScenario withFlows(int n) {
-        return new TwoGuestScenario(payloadMiB, timeout, receiverNicProps, senderNicProps, queuePairs, n, throughputMiB);
+        return new TwoGuestScenario(payloadMiB, timeout, receiverNicProps, senderNicProps, queuePairs, n, throughputMiB, throughputRuns);
     }
 
     public TwoGuestScenario withPayloadMiB(int mib) {
-        return new TwoGuestScenario(mib, timeout, receiverNicProps, senderNicProps, queuePairs, flows, throughputMiB);
+        return new TwoGuestScenario(mib, timeout, receiverNicProps, senderNicProps, queuePairs, flows, throughputMiB, throughputRuns);
     }
 
-    /** After the checked transfers, time {@code mib} MiB of zeros through one more connection. */
-    public TwoGuestScenario withThroughputMiB(int mib) {
-        return new TwoGuestScenario(payloadMiB, timeout, receiverNicProps, senderNicProps, queuePairs, flows, mib);
+    /** After the checked transfers, time {@code mib} MiB of zeros through one more connection, {@code runs} times. */
+    public TwoGuestScenario withThroughput(int mib, int runs) {
+        return new TwoGuestScenario(payloadMiB, timeout, receiverNicProps, senderNicProps, queuePairs, flows, mib, runs);
     }
+
 
     public int payloadMiB() {
         return payloadMiB;
@@ -168,11 +172,12 @@ public final class TwoGuestScenario {
     }
 
     /**
-     * What the guests reported; {@code sinceBoot} durations count from each QEMU's start.
+     * What the guests reported; {@code sinceBoot} durations count from each QEMU's start;
+     * {@code throughput} has one entry per timed run (none without a throughput run).
      * {@link #diagnostics()} is meant for assertion messages.
      */
     public record Result(String sentMd5, long sentBytes, List<Flow> flows, GuestReport receiverReport,
-                         GuestReport senderReport, Throughput throughput,
+                         GuestReport senderReport, List<Throughput> throughput,
                          Duration receiverPingOk, Duration senderPingOk,
                          boolean bothPoweredOff, Path receiverLog, Path senderLog, Path backendLog) {
         public String diagnostics() {
@@ -194,10 +199,10 @@ public final class TwoGuestScenario {
         GuestImage image = GuestImage.get();
         GuestConfig receiverConfig = new GuestConfig("receiver", backend.socketA(), "52:54:00:e2:e0:01",
                 GuestRole.RECEIVER, "10.0.0.1", "10.0.0.2", payloadMiB, receiverNicProps, queuePairs, flows,
-                throughputMiB);
+                throughputMiB, throughputRuns);
         GuestConfig senderConfig = new GuestConfig("sender", backend.socketB(), "52:54:00:e2:e0:02",
                 GuestRole.SENDER, "10.0.0.2", "10.0.0.1", payloadMiB, senderNicProps, queuePairs, flows,
-                throughputMiB);
+                throughputMiB, throughputRuns);
 
         try (QemuGuest receiver = QemuGuest.boot(image, receiverConfig, logDir);
              QemuGuest sender = QemuGuest.boot(image, senderConfig, logDir)) {
@@ -213,13 +218,13 @@ public final class TwoGuestScenario {
                     String ackMd5 = sender.awaitValue("ACK_MD5_" + f, timeout);
                     flowResults.add(new Flow(f, receivedBytes, receivedMd5.value(), ackMd5, receivedMd5.sinceBoot()));
                 }
-                Throughput throughput = null;
-                if (throughputMiB > 0) {
-                    QemuGuest.Marker start = sender.await("TPUT_START", timeout);
-                    QemuGuest.Marker result = sender.await("TPUT_RESULT", timeout);
+                List<Throughput> throughput = new ArrayList<>();
+                for (int i = 0; throughputMiB > 0 && i < throughputRuns; i++) {
+                    QemuGuest.Marker start = sender.await("TPUT_START_" + i, timeout);
+                    QemuGuest.Marker result = sender.await("TPUT_RESULT_" + i, timeout);
                     String[] v = result.value().split(",");
-                    throughput = new Throughput(Long.parseLong(v[1]), v[0], Long.parseLong(v[2]),
-                            result.sinceBoot().minus(start.sinceBoot()));
+                    throughput.add(new Throughput(Long.parseLong(v[1]), v[0], Long.parseLong(v[2]),
+                            result.sinceBoot().minus(start.sinceBoot())));
                 }
                 receiver.await("DONE", timeout);
                 sender.await("DONE", timeout);
@@ -228,7 +233,7 @@ public final class TwoGuestScenario {
                 // Non-short-circuit &: give both guests their chance to power off.
                 boolean poweredOff = receiver.awaitPowerOff(POWER_OFF_WAIT) & sender.awaitPowerOff(POWER_OFF_WAIT);
                 return new Result(sentMd5, sentBytes, List.copyOf(flowResults), receiverReport, senderReport,
-                        throughput, receiverPing.sinceBoot(), senderPing.sinceBoot(), poweredOff,
+                        List.copyOf(throughput), receiverPing.sinceBoot(), senderPing.sinceBoot(), poweredOff,
                         receiver.consoleLog(), sender.consoleLog(), backend.logFile());
             } catch (AssertionError | RuntimeException e) {
                 throw new AssertionError(e.getMessage()
