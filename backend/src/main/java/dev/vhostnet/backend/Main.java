@@ -24,7 +24,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
     description = "vhost-user virtio-net back-end; with --peer-socket-path, joins two guests back to back.")
 public final class Main implements Callable<Integer> {
     /** Options listed by --print-capabilities (vhost-user.json "features"). */
-    static final String[] CAPABILITIES = {"peer-socket-path", "poll", "stats-interval", "cpu-affinity", "mac", "queues", "mtu"};
+    static final String[] CAPABILITIES = {"peer-socket-path", "poll", "stats-interval", "cpu-affinity", "mac", "queues", "mtu", "dataplane-threads"};
 
     static {
         System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT.%1$tL %4$s %5$s%6$s%n");
@@ -51,8 +51,13 @@ public final class Main implements Callable<Integer> {
         description = "Print queue counters every SECONDS (0: only at exit).")
     int statsInterval;
 
-    @Option(names = "--cpu-affinity", paramLabel = "CPU", defaultValue = "-1", description = "Pin the dataplane thread to CPU.")
-    int cpuAffinity;
+    @Option(names = "--cpu-affinity", paramLabel = "CPU[,CPU...]", split = ",",
+        description = "Pin dataplane thread i to the i-th CPU of the list (cycled).")
+    int[] cpuAffinity = {};
+
+    @Option(names = "--dataplane-threads", paramLabel = "N",
+        description = "Dataplane threads; queue pair p runs on thread p %% N (default: fits the machine).")
+    Integer dataplaneThreads;
 
     @Option(names = "--queues", paramLabel = "N", defaultValue = "1",
         description = "Queue pairs per device (VIRTIO_NET_F_MQ when > 1).")
@@ -134,10 +139,27 @@ public final class Main implements Callable<Integer> {
         } catch (final IllegalArgumentException e) {
             return e.getMessage();
         }
-        if (cpuAffinity >= Runtime.getRuntime().availableProcessors() || cpuAffinity < -1) {
-            return "--cpu-affinity " + cpuAffinity + ": this machine has CPUs 0.." + (Runtime.getRuntime().availableProcessors() - 1);
+        final int cpus = Runtime.getRuntime().availableProcessors();
+        for (final int cpu : cpuAffinity) {
+            if (cpu < 0 || cpu >= cpus) {
+                return "--cpu-affinity " + cpu + ": this machine has CPUs 0.." + (cpus - 1);
+            }
+        }
+        if (dataplaneThreads != null && (dataplaneThreads < 1 || dataplaneThreads > queues)) {
+            return "--dataplane-threads must be 1..--queues (" + queues + ")";
         }
         return null;
+    }
+
+    /**
+     * Default: one thread per queue pair, but never more than half the CPUs (the guests need the rest), and
+     * at least one.
+     */
+    private int threads() {
+        if (dataplaneThreads != null) {
+            return dataplaneThreads;
+        }
+        return Math.max(1, Math.min(queues, Runtime.getRuntime().availableProcessors() / 2));
     }
 
     private PollMode pollMode() {
@@ -161,16 +183,16 @@ public final class Main implements Callable<Integer> {
             peers[0] = portArray[1];
             peers[1] = portArray[0];
         }
-        final Dataplane dataplane = new Dataplane(portArray, peers, pollMode(), cpuAffinity);
-        final StatsPrinter stats = new StatsPrinter(portArray, out);
+        final Dataplane dataplane = new Dataplane(portArray, peers, pollMode(), cpuAffinity, threads());
+        final StatsPrinter stats = new StatsPrinter(portArray, out, dataplane::allocatedBytes);
         final CountDownLatch finished = new CountDownLatch(1);
         final List<VhostUserServer> servers = new ArrayList<>();
         final AtomicBoolean stopped = new AtomicBoolean();
         final Runnable shutdown = () -> {
             if (stopped.compareAndSet(false, true)) {
                 servers.forEach(VhostUserServer::close);
-                dataplane.close();
                 stats.print("final");
+                dataplane.close();
             }
         };
         try {

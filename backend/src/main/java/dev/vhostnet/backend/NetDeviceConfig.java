@@ -32,7 +32,9 @@ public final class NetDeviceConfig {
             | VirtioFeature.bit(VirtioNetFeature.GUEST_USO6)
             | VirtioFeature.bit(VirtioNetFeature.MTU)
             | VirtioFeature.bit(VirtioNetFeature.STATUS)
-            | VirtioFeature.bit(VirtioNetFeature.GUEST_ANNOUNCE);
+            | VirtioFeature.bit(VirtioNetFeature.GUEST_ANNOUNCE)
+            | VirtioFeature.bit(VirtioFeature.VHOST_F_LOG_ALL)
+            | VirtioFeature.bit(VirtioFeature.ACCESS_PLATFORM);
 
     /** Kept for callers that only need the single-queue set. */
     public static final long OFFERED_FEATURES = BASE_FEATURES;
@@ -40,6 +42,8 @@ public final class NetDeviceConfig {
     /** Protocol features offered. */
     public static final long OFFERED_PROTOCOL_FEATURES =
         ProtocolFeature.bit(ProtocolFeature.MQ)
+            | ProtocolFeature.bit(ProtocolFeature.LOG_SHMFD)
+            | ProtocolFeature.bit(ProtocolFeature.BACKEND_REQ)
             | ProtocolFeature.bit(ProtocolFeature.RARP)
             | ProtocolFeature.bit(ProtocolFeature.REPLY_ACK)
             | ProtocolFeature.bit(ProtocolFeature.MTU)

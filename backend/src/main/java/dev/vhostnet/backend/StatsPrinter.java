@@ -8,10 +8,12 @@ import java.io.PrintStream;
 final class StatsPrinter {
     private final VirtioNetPort[] ports;
     private final PrintStream out;
+    private final java.util.function.LongSupplier dataplaneAllocated;
 
-    StatsPrinter(final VirtioNetPort[] ports, final PrintStream out) {
+    StatsPrinter(final VirtioNetPort[] ports, final PrintStream out, final java.util.function.LongSupplier dataplaneAllocated) {
         this.ports = ports.clone();
         this.out = out;
+        this.dataplaneAllocated = dataplaneAllocated;
     }
 
     void print(final String label) {
@@ -23,6 +25,8 @@ final class StatsPrinter {
                     .append(p.queue(q).counters().format()).append('\n');
             }
         }
+        sb.append("stats ").append(label).append(" dataplane-allocated-bytes=").append(dataplaneAllocated.getAsLong())
+            .append('\n');
         out.print(sb);
         out.flush();
     }

@@ -1,9 +1,12 @@
 package dev.vhostnet.backend;
 
 import dev.vhostnet.dataplane.agent.Dataplane;
+import dev.vhostnet.dataplane.memory.DirtyLog;
 import dev.vhostnet.dataplane.memory.GuestMemory;
 import dev.vhostnet.dataplane.memory.GuestRegion;
 import dev.vhostnet.dataplane.memory.InvalidMemoryException;
+import dev.vhostnet.dataplane.memory.Iotlb;
+import dev.vhostnet.dataplane.memory.IotlbMissSink;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.dataplane.sys.EventFd;
 import dev.vhostnet.dataplane.sys.FileDescriptors;
@@ -11,6 +14,8 @@ import dev.vhostnet.dataplane.virtq.QueueError;
 import dev.vhostnet.dataplane.virtq.Virtqueue;
 import dev.vhostnet.spec.ConfigMessage;
 import dev.vhostnet.spec.FrontendRequest;
+import dev.vhostnet.spec.IotlbMessage;
+import dev.vhostnet.spec.LogMessage;
 import dev.vhostnet.spec.MemoryRegionMessage;
 import dev.vhostnet.spec.MemoryTableMessage;
 import dev.vhostnet.spec.ProtocolFeature;
@@ -75,6 +80,34 @@ public final class VhostUserNetHandler implements AutoCloseable {
             return new RegionKey(r.guestPhysAddr(), r.size(), r.userAddr(), r.mmapOffset());
         }
     }
+    /** Dirty log from SET_LOG_BASE; used while VHOST_F_LOG_ALL is acknowledged. */
+    private DirtyLog dirtyLog;
+    private EventFd logFd;
+    private final LogMessage logMessage = new LogMessage();
+    private final IotlbMessage iotlbMessage = new IotlbMessage();
+    /** Device IOTLB while VIRTIO_F_ACCESS_PLATFORM is negotiated; mutated only on the dataplane thread. */
+    private Iotlb iotlb;
+    private volatile BackendChannel backendChannel;
+    /** What queues report misses to: whichever back-end channel is current (none yet: dropped, logged). */
+    private final IotlbMissSink missSink = new IotlbMissSink() {
+        @Override
+        public void miss(final long iova, final int perm) {
+            final BackendChannel c = backendChannel;
+            if (c != null) {
+                c.miss(iova, perm);
+            } else {
+                LOG.warning(name + ": IOTLB miss at 0x" + Long.toHexString(iova) + " but no back-end channel");
+            }
+        }
+
+        @Override
+        public void accessFailed(final long iova, final int perm) {
+            final BackendChannel c = backendChannel;
+            if (c != null) {
+                c.accessFailed(iova, perm);
+            }
+        }
+    };
 
     public VhostUserNetHandler(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
                                final VhostUserChannel channel) {
@@ -272,6 +305,39 @@ public final class VhostUserNetHandler implements AutoCloseable {
             case FrontendRequest.SET_VRING_ERR:
                 setVringErr(m);
                 return false;
+            case FrontendRequest.SET_LOG_BASE:
+                requireProtocol(ProtocolFeature.LOG_SHMFD, m);
+                setLogBase(m);
+                channel.sendU64Reply(m.request(), 0); // the front-end waits for this before migrating
+                return true;
+            case FrontendRequest.SET_LOG_FD: {
+                requireProtocol(ProtocolFeature.LOG_SHMFD, m);
+                m.requireFds(1);
+                final EventFd old = logFd;
+                logFd = EventFd.adopt(m.takeFd(0));
+                if (old != null) {
+                    old.close();
+                }
+                return false;
+            }
+            case FrontendRequest.SET_BACKEND_REQ_FD: {
+                requireProtocol(ProtocolFeature.BACKEND_REQ, m);
+                m.requireSize(0);
+                m.requireFds(1);
+                final BackendChannel old = backendChannel;
+                try {
+                    backendChannel = new BackendChannel(m.takeFd(0), name);
+                } catch (final IOException e) {
+                    throw new ProtocolException("SET_BACKEND_REQ_FD: not a usable socket: " + e.getMessage());
+                }
+                if (old != null) {
+                    old.close();
+                }
+                return false;
+            }
+            case FrontendRequest.IOTLB_MSG:
+                iotlbMsg(m);
+                return false;
             case FrontendRequest.GET_QUEUE_NUM:
                 requireProtocol(ProtocolFeature.MQ, m);
                 noPayload(m);
@@ -365,7 +431,82 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
         ackedFeatures = features;
         featuresSet = true;
-        dataplane.run(() -> port.setFeatures(features));
+        final DirtyLog log = loggingLog();
+        final boolean iommu = VirtioFeature.has(features, VirtioFeature.ACCESS_PLATFORM);
+        if (iommu && iotlb == null) {
+            iotlb = new Iotlb();
+        }
+        final Iotlb tlb = iommu ? iotlb : null;
+        dataplane.run(() -> {
+            port.setFeatures(features);
+            applyLog(log);
+            for (int i = 0; i < port.queueCount(); i++) {
+                port.queue(i).setIotlb(tlb, tlb == null ? null : missSink);
+            }
+        });
+    }
+
+    /**
+     * IOTLB update / invalidate. Applied on the dataplane thread before the acknowledgement goes out, so
+     * after the front-end sees the ack for an invalidation no walk uses the old mapping.
+     */
+    private void iotlbMsg(final VhostUserMessage m) throws ProtocolException {
+        if (!VirtioFeature.has(ackedFeatures, VirtioFeature.ACCESS_PLATFORM) || iotlb == null) {
+            throw new ProtocolException("IOTLB_MSG without VIRTIO_F_ACCESS_PLATFORM");
+        }
+        m.requireSize(IotlbMessage.LENGTH);
+        m.requireFds(0);
+        iotlbMessage.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final long iova = iotlbMessage.iova();
+        final long size = iotlbMessage.size();
+        final long uaddr = iotlbMessage.userAddr();
+        final int perm = iotlbMessage.perm();
+        final Iotlb tlb = iotlb;
+        switch (iotlbMessage.type()) {
+            case IotlbMessage.TYPE_UPDATE: {
+                final boolean ok = dataplane.call(() -> tlb.update(iova, size, uaddr, perm));
+                if (!ok) {
+                    throw new ProtocolException(String.format("IOTLB update iova=0x%x size=0x%x perm=%d is malformed",
+                        iova, size, perm));
+                }
+                return;
+            }
+            case IotlbMessage.TYPE_INVALIDATE:
+                dataplane.run(() -> tlb.invalidate(iova, size));
+                return;
+            case IotlbMessage.TYPE_BATCH_BEGIN:
+            case IotlbMessage.TYPE_BATCH_END:
+                return; // every message is applied at once; batching changes nothing here
+            default:
+                throw new ProtocolException("IOTLB message type " + iotlbMessage.type() + " is not for the back-end");
+        }
+    }
+
+    /** The log the dataplane must write to now: set, and VHOST_F_LOG_ALL acknowledged. */
+    private DirtyLog loggingLog() {
+        return VirtioFeature.has(ackedFeatures, VirtioFeature.VHOST_F_LOG_ALL) ? dirtyLog : null;
+    }
+
+    /** Dataplane thread. */
+    private void applyLog(final DirtyLog log) {
+        for (int i = 0; i < port.queueCount(); i++) {
+            port.queue(i).setLog(log);
+        }
+    }
+
+    private void setLogBase(final VhostUserMessage m) throws ProtocolException {
+        m.requireSize(LogMessage.LENGTH);
+        m.requireFds(1);
+        logMessage.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final DirtyLog next = DirtyLog.map(m.takeFd(0), logMessage.mmapSize(), logMessage.mmapOffset());
+        final DirtyLog old = dirtyLog;
+        dirtyLog = next;
+        final DirtyLog log = loggingLog();
+        dataplane.run(() -> applyLog(log));
+        if (old != null) {
+            old.close();
+        }
+        LOG.info(name + ": dirty log of " + next.size() + " bytes" + (log != null ? ", logging" : ""));
     }
 
     /** Stop every ring and forget the negotiated device state (RESET_DEVICE, RESET_OWNER, SET_STATUS 0). */
@@ -492,7 +633,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         dataplane.run(() -> {
             for (int i = 0; i < port.queueCount(); i++) {
                 final QueueError e = port.queue(i).remap(next);
-                if (e != QueueError.NONE) {
+                if (e != QueueError.NONE && e != QueueError.IOTLB_MISS) {
                     port.queue(i).fail(e);
                 }
             }
@@ -587,6 +728,9 @@ public final class VhostUserNetHandler implements AutoCloseable {
             }
             q.setEnabled(v.enabled);
             final QueueError e = q.start(mem, v.num, v.descUserAddr, v.availUserAddr, v.usedUserAddr, v.base);
+            if (e == QueueError.IOTLB_MISS) {
+                return QueueError.NONE; // rings resolve once the front-end answers the miss
+            }
             if (e != QueueError.NONE) {
                 q.fail(e);
             } else {
@@ -742,6 +886,19 @@ public final class VhostUserNetHandler implements AutoCloseable {
             }
         });
         old.close();
+        if (dirtyLog != null) {
+            dirtyLog.close();
+            dirtyLog = null;
+        }
+        if (logFd != null) {
+            logFd.close();
+            logFd = null;
+        }
+        if (backendChannel != null) {
+            backendChannel.close();
+            backendChannel = null;
+        }
+        iotlb = null;
         ackedProtocolFeatures = 0;
         owned = false;
     }

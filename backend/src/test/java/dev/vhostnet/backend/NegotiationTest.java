@@ -61,8 +61,8 @@ class NegotiationTest {
         try (RawSession s = RawSession.negotiated(backend.socket(0))) {
             final long ufo = RawSession.BASE_FEATURES | VirtioFeature.bit(VirtioNetFeature.HOST_UFO);
             assertNotEquals(0, s.fe.ack(FrontendRequest.SET_FEATURES, VhostUserFrontend.u64(ufo)));
-            final long platform = RawSession.BASE_FEATURES | VirtioFeature.bit(VirtioFeature.ACCESS_PLATFORM);
-            assertNotEquals(0, s.fe.ack(FrontendRequest.SET_FEATURES, VhostUserFrontend.u64(platform)));
+            final long rss = RawSession.BASE_FEATURES | VirtioFeature.bit(VirtioNetFeature.RSS);
+            assertNotEquals(0, s.fe.ack(FrontendRequest.SET_FEATURES, VhostUserFrontend.u64(rss)));
             assertTrue(s.alive(), "a rejected request with REPLY_ACK keeps the connection");
         }
     }
@@ -80,8 +80,8 @@ class NegotiationTest {
         try (RawSession s = RawSession.bare(backend.socket(0))) {
             assertEquals(NetDeviceConfig.OFFERED_PROTOCOL_FEATURES, s.fe.getProtocolFeatures());
             s.fe.setProtocolFeatures(ProtocolFeature.bit(ProtocolFeature.REPLY_ACK));
-            final long backendReq = ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.BACKEND_REQ);
-            assertNotEquals(0, s.fe.ack(FrontendRequest.SET_PROTOCOL_FEATURES, VhostUserFrontend.u64(backendReq)));
+            final long inband = ProtocolFeature.bit(ProtocolFeature.REPLY_ACK) | ProtocolFeature.bit(ProtocolFeature.INBAND_NOTIFICATIONS);
+            assertNotEquals(0, s.fe.ack(FrontendRequest.SET_PROTOCOL_FEATURES, VhostUserFrontend.u64(inband)));
             assertTrue(s.alive());
         }
     }

@@ -1,106 +1,123 @@
 package dev.vhostnet.dataplane.agent;
 
-import dev.vhostnet.dataplane.net.PacketForwarder;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
-import dev.vhostnet.dataplane.sys.Epoll;
 import dev.vhostnet.dataplane.sys.EventFd;
-import dev.vhostnet.dataplane.sys.FileDescriptors;
-import dev.vhostnet.dataplane.virtq.QueueCounters;
 import dev.vhostnet.dataplane.virtq.QueueError;
-import dev.vhostnet.dataplane.virtq.Virtqueue;
-import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
 
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
+import java.util.Arrays;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 import java.util.logging.Logger;
 
 /**
- * The dataplane: one thread that owns every port's virtqueues and forwards frames between peers in a duty
- * cycle. The control plane never touches a queue directly; it submits a command with {@link #call} and waits
- * until the dataplane thread has run it between two bursts. That single rule removes every race between
- * protocol handling and packet processing (memory tables swapped under a walk, rings stopped mid-burst).
+ * The dataplane: one or more worker threads that own the ports' virtqueues and forward frames between
+ * peers in a duty cycle. Worker i owns queue pair p of every port when p % workers == i, so pair i of one
+ * port and pair i of its peer are always on the same thread and no queue is ever touched by two threads.
+ *
+ * <p>The control plane never touches a queue while a worker may: {@link #call} parks every worker between two
+ * bursts, runs the command with exclusive access, then lets them go. Commands are rare (ring setup, memory
+ * table changes), so a brief stop of the world costs nothing on the data path, where each duty cycle only
+ * reads one volatile flag. That single rule removes every race between protocol handling and packet
+ * processing (memory tables swapped under a walk, rings stopped mid-burst).
  */
 public final class Dataplane implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Dataplane.class.getName());
-    /** Idle iterations between two checks of the kick eventfds (counting kicks) in busy mode. */
-    private static final int KICK_POLL_INTERVAL = 1024;
-    /** Idle iterations before adaptive mode goes to sleep (~ a few ms of spinning). */
-    private static final int ADAPTIVE_SPINS = 20_000;
-    private static final int SLEEP_MILLIS = 1000;
-    private static final long WAKE_TOKEN = -1L;
 
     private final VirtioNetPort[] ports;
     private final VirtioNetPort[] peers;
-    private final PollMode pollMode;
-    private final int cpu;
-    private final PacketForwarder forwarder = new PacketForwarder();
-    private final ManyToOneConcurrentArrayQueue<Command<?>> commands = new ManyToOneConcurrentArrayQueue<>(256);
-    private final Epoll epoll = new Epoll(64);
-    private final EventFd wake = EventFd.create();
-    private final Thread thread;
+    private final DataplaneWorker[] workers;
+    private final Object commandLock = new Object();
     private final QueueError[] reportedErrors;
     private final int slotsPerPort;
-    private volatile boolean running = true;
-    private int idleSpins;
+    private volatile boolean pauseRequested;
+    private volatile boolean started;
+
+    /** One worker, pinned to {@code cpu} (or not pinned: -1). */
+    public Dataplane(final VirtioNetPort[] ports, final VirtioNetPort[] peers, final PollMode pollMode, final int cpu) {
+        this(ports, peers, pollMode, new int[] {cpu}, 1);
+    }
 
     /**
-     * @param ports  every port this dataplane serves
-     * @param peers  peers[i] receives what ports[i] transmits (null: drop)
-     * @param cpu    CPU to pin the thread to, or -1
+     * @param ports   every port this dataplane serves
+     * @param peers   peers[i] receives what ports[i] transmits (null: drop)
+     * @param cpus    CPUs to pin the workers to (worker i on cpus[i % length]); -1 entries: not pinned
+     * @param threads number of worker threads
      */
-    public Dataplane(final VirtioNetPort[] ports, final VirtioNetPort[] peers, final PollMode pollMode, final int cpu) {
+    public Dataplane(final VirtioNetPort[] ports, final VirtioNetPort[] peers, final PollMode pollMode, final int[] cpus,
+                     final int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("at least one dataplane thread");
+        }
         this.ports = ports.clone();
         this.peers = peers.clone();
-        this.pollMode = pollMode;
-        this.cpu = cpu;
         int slots = 0;
         for (final VirtioNetPort p : ports) {
             slots = Math.max(slots, p.queueCount());
         }
         this.slotsPerPort = slots;
         this.reportedErrors = new QueueError[ports.length * slots];
-        java.util.Arrays.fill(reportedErrors, QueueError.NONE);
-        epoll.add(wake.fd(), WAKE_TOKEN);
-        thread = new Thread(this::run, "vhost-dataplane");
-        thread.setDaemon(true);
+        Arrays.fill(reportedErrors, QueueError.NONE);
+        workers = new DataplaneWorker[threads];
+        for (int i = 0; i < threads; i++) {
+            final int cpu = cpus.length == 0 ? -1 : cpus[i % cpus.length];
+            workers[i] = new DataplaneWorker(this, i, threads, this.ports, this.peers, pollMode, cpu);
+        }
     }
 
     public void start() {
-        thread.start();
+        started = true;
+        for (final DataplaneWorker w : workers) {
+            w.start();
+        }
+    }
+
+    public int threads() {
+        return workers.length;
     }
 
     public boolean isDataplaneThread() {
-        return Thread.currentThread() == thread;
+        for (final DataplaneWorker w : workers) {
+            if (w.isCurrentThread()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    boolean pauseRequested() {
+        return pauseRequested;
     }
 
     /**
-     * Run {@code action} on the dataplane thread between bursts and return its result. Blocks the caller
-     * (a control thread) until done.
+     * Run {@code action} with exclusive access to every queue (all workers parked between bursts) and return
+     * its result. Blocks the caller (a control thread) for the duration.
      */
     public <T> T call(final Supplier<T> action) {
-        if (isDataplaneThread() || !thread.isAlive()) {
+        if (!started || isDataplaneThread()) {
             return action.get();
         }
-        final Command<T> command = new Command<>(action);
-        while (!commands.offer(command)) {
-            Thread.onSpinWait();
-        }
-        wake.signal();
-        try {
-            return command.result.get(10, TimeUnit.SECONDS);
-        } catch (final InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted waiting for the dataplane", e);
-        } catch (final ExecutionException e) {
-            if (e.getCause() instanceof RuntimeException) {
-                throw (RuntimeException) e.getCause();
+        synchronized (commandLock) {
+            pauseRequested = true;
+            try {
+                for (final DataplaneWorker w : workers) {
+                    w.wake();
+                }
+                final long deadline = System.nanoTime() + 10_000_000_000L;
+                for (final DataplaneWorker w : workers) {
+                    while (!w.isParked() && w.isAlive()) {
+                        if (System.nanoTime() > deadline) {
+                            throw new IllegalStateException("dataplane did not pause within 10 s");
+                        }
+                        Thread.onSpinWait();
+                    }
+                }
+                return action.get();
+            } finally {
+                pauseRequested = false;
+                for (final DataplaneWorker w : workers) {
+                    w.unpark();
+                }
             }
-            throw new IllegalStateException(e.getCause());
-        } catch (final TimeoutException e) {
-            throw new IllegalStateException("dataplane did not answer within 10 s", e);
         }
     }
 
@@ -111,13 +128,20 @@ public final class Dataplane implements AutoCloseable {
         });
     }
 
-    /** Register a queue's kick eventfd for sleeping and kick counting (dataplane thread, from a command). */
+    /** The worker that owns queue {@code queue} (pair queue / 2). */
+    private DataplaneWorker ownerOf(final int queue) {
+        return workers[(queue / 2) % workers.length];
+    }
+
+    /** Register a queue's kick eventfd with its owner (sleeping and kick counting). Inside {@link #call}. */
     public void watchKick(final int port, final int queue, final EventFd kick) {
-        epoll.add(kick.fd(), ((long) port << 16) | queue);
+        ownerOf(queue).watchKick(port, queue, kick);
     }
 
     public void unwatchKick(final EventFd kick) {
-        epoll.remove(kick.fd());
+        for (final DataplaneWorker w : workers) {
+            w.unwatchKick(kick);
+        }
     }
 
     public int portIndex(final VirtioNetPort port) {
@@ -129,111 +153,29 @@ public final class Dataplane implements AutoCloseable {
         throw new IllegalArgumentException("unknown port " + port.name());
     }
 
-    private void run() {
-        if (cpu >= 0) {
-            try {
-                FileDescriptors.pinCurrentThread(cpu);
-            } catch (final RuntimeException e) {
-                LOG.warning("cannot pin the dataplane to CPU " + cpu + ": " + e.getMessage());
-            }
-        }
-        while (running) {
-            final int work = doWork();
-            if (work > 0) {
-                idleSpins = 0;
-            } else {
-                idle();
-            }
-        }
-        runCommands(); // answer anything submitted while stopping
+    /** Send a frame the back-end built as if {@code port}'s guest had transmitted it. Inside {@link #call}. */
+    public boolean injectFrom(final VirtioNetPort port, final byte[] frame) {
+        return workers[0].forwarder().inject(frame, peers[portIndex(port)]);
     }
 
-    private int doWork() {
-        int work = runCommands();
-        for (int i = 0; i < ports.length; i++) {
-            try {
-                work += forwarder.forward(ports[i], peers[i]);
-            } catch (final Throwable t) {
-                // A fault in guest memory (e.g. a region truncated under us) must cost that port, not the process.
-                contain(ports[i], t);
+    /**
+     * Bytes the dataplane threads have allocated on the Java heap since they started (HotSpot's per-thread
+     * allocation counters), or -1 where unsupported. Flat while forwarding: the hot path allocates nothing.
+     */
+    public long allocatedBytes() {
+        long sum = 0;
+        for (final DataplaneWorker w : workers) {
+            final long a = w.allocatedBytes();
+            if (a < 0) {
+                return -1;
             }
+            sum += a;
         }
-        return work;
+        return sum;
     }
 
-    private void contain(final VirtioNetPort port, final Throwable t) {
-        for (int q = 0; q < port.queueCount(); q++) {
-            port.queue(q).fail(QueueError.MEMORY_FAULT);
-        }
-        LOG.severe(port.name() + ": dataplane fault, queues stopped: " + t);
-    }
-
-    private int runCommands() {
-        int n = 0;
-        Command<?> c;
-        while ((c = commands.poll()) != null) {
-            c.execute();
-            n++;
-        }
-        return n;
-    }
-
-    private void idle() {
-        idleSpins++;
-        if (pollMode == PollMode.ADAPTIVE && idleSpins >= ADAPTIVE_SPINS) {
-            sleepUntilKicked();
-            idleSpins = 0;
-        } else if ((idleSpins & (KICK_POLL_INTERVAL - 1)) == 0) {
-            drainKicks(epoll.await(0));
-            reportBrokenQueues();
-        } else {
-            Thread.onSpinWait();
-        }
-    }
-
-    private void sleepUntilKicked() {
-        boolean pending = false;
-        for (final VirtioNetPort port : ports) {
-            for (int pair = 0; pair < port.maxPairs(); pair++) {
-                pending |= port.tx(pair).enableKicks();
-            }
-        }
-        if (!pending && commands.isEmpty()) {
-            drainKicks(epoll.await(SLEEP_MILLIS));
-        }
-        for (final VirtioNetPort port : ports) {
-            for (int pair = 0; pair < port.maxPairs(); pair++) {
-                port.tx(pair).disableKicks();
-            }
-        }
-        reportBrokenQueues();
-    }
-
-    private void drainKicks(final int ready) {
-        for (int i = 0; i < ready; i++) {
-            final long token = epoll.token(i);
-            if (token == WAKE_TOKEN) {
-                wake.drain();
-                continue;
-            }
-            final int p = (int) (token >>> 16);
-            final int q = (int) (token & 0xFFFF);
-            if (p < ports.length && q < ports[p].queueCount()) {
-                final Virtqueue queue = ports[p].queue(q);
-                final EventFd kick = queue.kick();
-                if (kick != null) {
-                    final long kicks = kick.drain();
-                    if (kicks > 0) {
-                        queue.counters().add(QueueCounters.KICKS, kicks);
-                    }
-                }
-                queue.disableKicks();
-            }
-        }
-    }
-
-    /** Log each queue breakage once, off the hot path. */
-    private void reportBrokenQueues() {
+    /** Log each queue breakage once, off the hot path (worker 0, while idle). */
+    void reportBrokenQueues() {
         for (int p = 0; p < ports.length; p++) {
             for (int q = 0; q < ports[p].queueCount(); q++) {
                 final QueueError e = ports[p].queue(q).error();
@@ -249,42 +191,21 @@ public final class Dataplane implements AutoCloseable {
         }
     }
 
-    /** Send a frame the back-end built as if {@code port}'s guest had transmitted it (dataplane thread). */
-    public boolean injectFrom(final VirtioNetPort port, final byte[] frame) {
-        return forwarder.inject(frame, peers[portIndex(port)]);
-    }
-
     public VirtioNetPort[] ports() {
         return ports.clone();
     }
 
     @Override
     public void close() {
-        running = false;
-        wake.signal();
-        try {
-            thread.join(5000);
-        } catch (final InterruptedException e) {
-            Thread.currentThread().interrupt();
+        for (final DataplaneWorker w : workers) {
+            w.stop();
         }
-        epoll.close();
-        wake.close();
+        for (final DataplaneWorker w : workers) {
+            w.join();
+        }
     }
 
-    private static final class Command<T> {
-        private final Supplier<T> action;
-        private final CompletableFuture<T> result = new CompletableFuture<>();
-
-        Command(final Supplier<T> action) {
-            this.action = action;
-        }
-
-        void execute() {
-            try {
-                result.complete(action.get());
-            } catch (final Throwable t) {
-                result.completeExceptionally(t);
-            }
-        }
+    static void parkBriefly() {
+        LockSupport.parkNanos(50_000);
     }
 }

@@ -147,6 +147,17 @@ public final class GuestMemory implements AutoCloseable {
         return UNMAPPED;
     }
 
+    /** Bytes from uva to the end of its region, or 0 if unmapped. */
+    public long uvaContiguousBytes(final long uva) {
+        for (int i = 0; i < uvaStart.length; i++) {
+            final long off = uva - uvaStart[i];
+            if (Long.compareUnsigned(off, sizes[i]) < 0) {
+                return sizes[i] - off;
+            }
+        }
+        return 0;
+    }
+
     /** Guest physical address of a front-end virtual address, or -1 (used for dirty logging of rings). */
     public long uvaToGpa(final long uva) {
         for (int i = 0; i < uvaStart.length; i++) {
@@ -156,6 +167,40 @@ public final class GuestMemory implements AutoCloseable {
             }
         }
         return -1;
+    }
+
+    /** Guest physical address of an address inside one of our mappings, or -1 (dirty logging). */
+    public long hostToGpa(final long host) {
+        for (int i = 0; i < hostStart.length; i++) {
+            final long off = host - hostStart[i];
+            if (Long.compareUnsigned(off, sizes[i]) < 0) {
+                return gpaStart[i] + off;
+            }
+        }
+        return -1;
+    }
+
+    /** Mark host range [host, host+len) dirty in {@code log}, splitting it at region boundaries. */
+    public void logWrite(final DirtyLog log, final long host, final long len) {
+        long a = host;
+        long remaining = len;
+        while (remaining > 0) {
+            int r = -1;
+            for (int i = 0; i < hostStart.length; i++) {
+                if (Long.compareUnsigned(a - hostStart[i], sizes[i]) < 0) {
+                    r = i;
+                    break;
+                }
+            }
+            if (r < 0) {
+                return;
+            }
+            final long off = a - hostStart[r];
+            final long n = Math.min(remaining, sizes[r] - off);
+            log.mark(gpaStart[r] + off, n);
+            a += n;
+            remaining -= n;
+        }
     }
 
     /** Release this table's references; regions no other table uses are unmapped and their fds closed. */

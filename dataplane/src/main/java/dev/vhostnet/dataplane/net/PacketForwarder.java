@@ -1,5 +1,6 @@
 package dev.vhostnet.dataplane.net;
 
+import dev.vhostnet.dataplane.memory.DirtyLog;
 import dev.vhostnet.dataplane.virtq.DescriptorChain;
 import dev.vhostnet.dataplane.virtq.QueueCounters;
 import dev.vhostnet.dataplane.virtq.Virtqueue;
@@ -59,23 +60,35 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
      * @return the number of frames taken from TX queues (0: idle)
      */
     public int forward(final VirtioNetPort from, final VirtioNetPort to) {
+        return forward(from, to, 0, 1);
+    }
+
+    /**
+     * Forward the pairs this caller owns: pair p with p % stride == offset (one dataplane thread of
+     * {@code stride}). Destination pairs are chosen among the same owned pairs, so no queue is shared
+     * between threads.
+     */
+    public int forward(final VirtioNetPort from, final VirtioNetPort to, final int offset, final int stride) {
         int work = 0;
         final int pairs = from.maxPairs();
-        for (int p = 0; p < pairs; p++) {
+        for (int p = offset; p < pairs; p += stride) {
             if (from.tx(p).isRunning()) {
-                work += forwardPair(from, p, to);
+                work += forwardPair(from, p, to, offset, stride);
             }
         }
         return work;
     }
 
-    private int forwardPair(final VirtioNetPort from, final int pair, final VirtioNetPort to) {
+    private int forwardPair(final VirtioNetPort from, final int pair, final VirtioNetPort to, final int offset,
+                            final int stride) {
         final Virtqueue tx = from.tx(pair);
         if (tx.available() == 0) {
             return 0;
         }
         final int toPairs = to == null ? 0 : to.receivingPairs();
         final boolean samePairs = toPairs == from.transmittingPairs();
+        // Receiving pairs of `to` this thread owns: offset, offset + stride, ...
+        final int ownedTargets = toPairs > offset ? (toPairs - offset + stride - 1) / stride : 0;
         final int srcHeader = from.headerLength();
         final QueueCounters txCounters = tx.counters();
         long txBytes = 0;
@@ -91,10 +104,11 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
             if (frameLen <= 0 || frameLen > MAX_FRAME || txChain.writeCount() > 0) {
                 errors++;
                 drops++;
-            } else if (toPairs == 0) {
+            } else if (ownedTargets == 0) {
                 drops++;
             } else {
-                final int dstPair = samePairs && pair < toPairs ? pair : Integer.remainderUnsigned(flowHash(srcHeader), toPairs);
+                final int dstPair = samePairs && pair < toPairs ? pair
+                    : offset + stride * Integer.remainderUnsigned(flowHash(srcHeader), ownedTargets);
                 final int delivered = deliver(from, to, dstPair, (int) frameLen);
                 if (delivered > 0) {
                     txBytes += frameLen;
@@ -116,7 +130,7 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         if (errors > 0) {
             txCounters.add(QueueCounters.ERRORS, errors);
         }
-        for (int p = 0; p < toPairs; p++) {
+        for (int p = offset; p < toPairs; p += stride) {
             if (rxFrames[p] > 0) {
                 final Virtqueue rx = to.rx(p);
                 rx.publishUsed();
@@ -137,9 +151,21 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
     private int deliver(final VirtioNetPort from, final VirtioNetPort to, final int dstPair, final int frameLen) {
         final Virtqueue rx = to.rx(dstPair);
         final int srcHeader = from.headerLength();
-        gather(txChain, 0, senderHeader.addressOffset(), Math.min(srcHeader, VirtioNetHeader.LEGACY_LENGTH));
-        final int flags = senderHeader.getByte(0) & VirtioNetHeader.F_NEEDS_CSUM;
-        final int gsoType = senderHeader.getByte(1) & 0xFF;
+        final int flags;
+        final int gsoType;
+        if (txChain.readLen(0) >= VirtioNetHeader.LEGACY_LENGTH) {
+            // Common case: the header is in the first buffer; peek at it in place.
+            final long h = txChain.readAddr(0);
+            flags = UNSAFE.getByte(h) & VirtioNetHeader.F_NEEDS_CSUM;
+            gsoType = UNSAFE.getByte(h + 1) & 0xFF;
+            if (flags != 0 || gsoType != VirtioNetHeader.GSO_NONE) {
+                UNSAFE.copyMemory(h, senderHeader.addressOffset(), VirtioNetHeader.LEGACY_LENGTH);
+            }
+        } else {
+            gather(txChain, 0, senderHeader.addressOffset(), Math.min(srcHeader, VirtioNetHeader.LEGACY_LENGTH));
+            flags = senderHeader.getByte(0) & VirtioNetHeader.F_NEEDS_CSUM;
+            gsoType = senderHeader.getByte(1) & 0xFF;
+        }
         if (flags == 0 && gsoType == VirtioNetHeader.GSO_NONE) {
             plainHeader();
             buildSource(srcHeader, to.headerLength());
@@ -313,6 +339,7 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                     }
                 }
             }
+            final DirtyLog log = rx.log();
             for (int di = 0; di < rxChain.writeCount() && copied < total; di++) {
                 final long dAddr = rxChain.writeAddr(di);
                 final int dLen = rxChain.writeLen(di);
@@ -328,6 +355,9 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                         sOff = 0;
                     }
                 }
+                if (log != null) {
+                    rx.memory().logWrite(log, dAddr, dOff); // live migration: this guest page changed
+                }
                 dOff = 0;
             }
             if (written == 0) {
@@ -339,6 +369,11 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         if (numBuffersLo != 0) {
             UNSAFE.putByte(numBuffersLo, (byte) chains);
             UNSAFE.putByte(numBuffersHi, (byte) (chains >>> 8));
+            if (rx.log() != null) {
+                // Marked again after the patch, so a page copied between the two writes is copied again.
+                rx.memory().logWrite(rx.log(), numBuffersLo, 1);
+                rx.memory().logWrite(rx.log(), numBuffersHi, 1);
+            }
         }
         return true;
     }

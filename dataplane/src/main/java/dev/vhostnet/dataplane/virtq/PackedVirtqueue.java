@@ -83,6 +83,7 @@ public final class PackedVirtqueue extends Virtqueue {
         this.driverUserAddr = driverUserAddr;
         this.deviceUserAddr = deviceUserAddr;
         this.error = QueueError.NONE;
+        this.ringsReady = false;
         this.lastAvailIdx = base & 0x7FFF;
         this.availWrap = (base & 0x8000) != 0;
         final int usedPart = base >>> 16;
@@ -116,13 +117,19 @@ public final class PackedVirtqueue extends Virtqueue {
         if (!started) {
             return QueueError.NONE;
         }
-        final long ringHost = memory.uvaToHost(ringUserAddr, (long) DESC_SIZE * size);
-        final long driverHost = memory.uvaToHost(driverUserAddr, 4);
-        final long deviceHost = memory.uvaToHost(deviceUserAddr, 4);
+        final long ringHost = translateRing(ringUserAddr, (long) DESC_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_RW);
+        final long driverHost = translateRing(driverUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_RO);
+        final long deviceHost = translateRing(deviceUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_WO);
+        if (ringHost == RING_MISS || driverHost == RING_MISS || deviceHost == RING_MISS) {
+            ringsReady = false;
+            return QueueError.IOTLB_MISS;
+        }
         if (ringHost == GuestMemory.UNMAPPED || driverHost == GuestMemory.UNMAPPED || deviceHost == GuestMemory.UNMAPPED
             || (ringHost & 15) != 0 || (driverHost & 3) != 0 || (deviceHost & 3) != 0) {
+            ringsReady = false;
             return fail(QueueError.RING_UNMAPPED);
         }
+        ringsReady = true;
         ring.wrap(ringHost, DESC_SIZE * size);
         driverEvent.wrap(driverHost, 4);
         deviceEvent.wrap(deviceHost, 4);
@@ -131,7 +138,7 @@ public final class PackedVirtqueue extends Virtqueue {
 
     @Override
     public int stop() {
-        if (started && error == QueueError.NONE && pendingCount > 0) {
+        if (started && ringsReady && error == QueueError.NONE && pendingCount > 0) {
             publishUsed();
         }
         started = false;
@@ -179,7 +186,10 @@ public final class PackedVirtqueue extends Virtqueue {
 
     @Override
     public int refreshAvailable() {
-        if (!started || !enabled || error != QueueError.NONE) {
+        if (!started || !enabled || error != QueueError.NONE || iotlb != null && !iotlbReady()) {
+            return 0;
+        }
+        if (!ringsReady) {
             return 0;
         }
         final int flags = ring.getShortVolatile(lastAvailIdx * DESC_SIZE + DESC_FLAGS) & 0xFFFF;
@@ -250,7 +260,9 @@ public final class PackedVirtqueue extends Virtqueue {
     }
 
     private boolean failed(final QueueError e) {
-        fail(e);
+        if (e != QueueError.IOTLB_MISS) {
+            fail(e); // a miss is not a failure: the position was not advanced, the chain is retried
+        }
         return false;
     }
 
@@ -258,7 +270,10 @@ public final class PackedVirtqueue extends Virtqueue {
         if (len == 0 || (len & (DESC_SIZE - 1)) != 0 || len > (long) DESC_SIZE * MAX_QUEUE_SIZE) {
             return QueueError.BAD_INDIRECT_SIZE;
         }
-        final long host = memory.gpaToHost(addr, len);
+        final long host = translateTable(addr, len);
+        if (host == RING_MISS) {
+            return QueueError.IOTLB_MISS;
+        }
         if (host == GuestMemory.UNMAPPED) {
             return QueueError.INDIRECT_UNMAPPED;
         }
@@ -281,24 +296,6 @@ public final class PackedVirtqueue extends Virtqueue {
             if (e != QueueError.NONE) {
                 return e;
             }
-        }
-        return QueueError.NONE;
-    }
-
-    private QueueError addBuffer(final DescriptorChain chain, final long addr, final long len, final boolean writable) {
-        long gpa = addr;
-        long remaining = len;
-        while (remaining > 0) {
-            final long host = memory.gpaToHostStart(gpa);
-            if (host == GuestMemory.UNMAPPED) {
-                return QueueError.BUFFER_UNMAPPED;
-            }
-            final int n = (int) Math.min(remaining, Math.min(memory.contiguousBytes(gpa), Integer.MAX_VALUE));
-            if (!(writable ? chain.addWritable(host, n) : chain.addReadable(host, n))) {
-                return QueueError.TOO_MANY_SEGMENTS;
-            }
-            gpa += n;
-            remaining -= n;
         }
         return QueueError.NONE;
     }
@@ -336,7 +333,7 @@ public final class PackedVirtqueue extends Virtqueue {
     @Override
     public void publishUsed() {
         final int n = pendingCount;
-        if (n == 0 || !isRunning()) {
+        if (n == 0 || !isRunning() || !ringsReady) {
             return;
         }
         for (int i = 0; i < n; i++) {
@@ -352,6 +349,9 @@ public final class PackedVirtqueue extends Virtqueue {
         // Volatile store: releases the whole batch, and orders it before the event-suppression read below.
         ring.putShortVolatile(pendingPos[0] * DESC_SIZE + DESC_FLAGS, pendingFlags[0]);
         pendingCount = 0;
+        if (log != null) {
+            memory.logWrite(log, ring.addressOffset(), ring.capacity());
+        }
         if (call != null && needsInterrupt()) {
             interrupt();
         }
@@ -391,20 +391,26 @@ public final class PackedVirtqueue extends Virtqueue {
 
     @Override
     public void disableKicks() {
-        if (!kicksEnabled || !isRunning()) {
+        if (!kicksEnabled || !isRunning() || !ringsReady) {
             return;
         }
         kicksEnabled = false;
         deviceEvent.putShortVolatile(EVENT_FLAGS, (short) EVENT_FLAGS_DISABLE);
+        if (log != null) {
+            memory.logWrite(log, deviceEvent.addressOffset(), 4);
+        }
     }
 
     @Override
     public boolean enableKicks() {
-        if (!isRunning()) {
+        if (!isRunning() || !ringsReady) {
             return false;
         }
         kicksEnabled = true;
         deviceEvent.putShortVolatile(EVENT_FLAGS, (short) EVENT_FLAGS_ENABLE);
+        if (log != null) {
+            memory.logWrite(log, deviceEvent.addressOffset(), 4);
+        }
         return refreshAvailable() > 0;
     }
 

@@ -20,7 +20,10 @@ public enum QueueError {
     TOO_MANY_SEGMENTS("descriptor chain has too many segments"),
     RING_UNMAPPED("ring address outside guest memory"),
     BAD_BUFFER_ID("buffer id out of range"),
-    MEMORY_FAULT("fault while accessing guest memory");
+    MEMORY_FAULT("fault while accessing guest memory"),
+    /** Not an error: the translation is being asked from the front-end; the chain is retried later. */
+    IOTLB_MISS("IOTLB miss (translation requested)"),
+    IOTLB_DENIED("IOTLB permission denied");
 
     private final String description;
 

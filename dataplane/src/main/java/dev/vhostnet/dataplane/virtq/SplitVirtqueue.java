@@ -69,6 +69,8 @@ public final class SplitVirtqueue extends Virtqueue {
     private int signalledUsedIdx;
     private boolean signalledValid;
     private boolean kicksEnabled = true;
+    /** Whether usedIdx was read from the ring since start (deferred while an IOTLB miss is pending). */
+    private boolean usedIdxKnown;
 
 
     public SplitVirtqueue(final int index, final QueueCounters counters) {
@@ -107,18 +109,14 @@ public final class SplitVirtqueue extends Virtqueue {
         this.availUserAddr = availUserAddr;
         this.usedUserAddr = usedUserAddr;
         this.error = QueueError.NONE;
+        this.ringsReady = false;
         this.lastAvailIdx = base & 0xFFFF;
         this.shadowAvailIdx = lastAvailIdx;
         this.started = true;
         this.signalledValid = false;
         this.kicksEnabled = true;
-        final QueueError result = remap(memory);
-        if (result == QueueError.NONE) {
-            // The used index the driver sees is authoritative: after a reconnect it may differ from base.
-            usedIdx = used.getShortVolatile(USED_IDX) & 0xFFFF;
-            publishedUsedIdx = usedIdx;
-        }
-        return result;
+        usedIdxKnown = false;
+        return remap(memory);
     }
 
     /** Re-resolve the rings against a new memory table (SET_MEM_TABLE / ADD/REM_MEM_REG while running). */
@@ -128,23 +126,35 @@ public final class SplitVirtqueue extends Virtqueue {
         if (!started) {
             return QueueError.NONE;
         }
-        final long descHost = memory.uvaToHost(descUserAddr, (long) DESC_SIZE * size);
-        final long availHost = memory.uvaToHost(availUserAddr, 6L + 2L * size);
-        final long usedHost = memory.uvaToHost(usedUserAddr, 6L + (long) USED_ELEM_SIZE * size);
+        final long descHost = translateRing(descUserAddr, (long) DESC_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_RO);
+        final long availHost = translateRing(availUserAddr, 6L + 2L * size, dev.vhostnet.spec.IotlbMessage.PERM_RO);
+        final long usedHost = translateRing(usedUserAddr, 6L + (long) USED_ELEM_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_WO);
+        if (descHost == RING_MISS || availHost == RING_MISS || usedHost == RING_MISS) {
+            ringsReady = false;
+            return QueueError.IOTLB_MISS; // retried when the front-end answers
+        }
         if (descHost == GuestMemory.UNMAPPED || availHost == GuestMemory.UNMAPPED || usedHost == GuestMemory.UNMAPPED
             || (descHost & 15) != 0 || (availHost & 1) != 0 || (usedHost & 3) != 0) {
+            ringsReady = false;
             return fail(QueueError.RING_UNMAPPED);
         }
+        ringsReady = true;
         desc.wrap(descHost, DESC_SIZE * size);
         avail.wrap(availHost, 6 + 2 * size);
         used.wrap(usedHost, 6 + USED_ELEM_SIZE * size);
+        if (!usedIdxKnown) {
+            // The used index the driver sees is authoritative: after a reconnect it may differ from base.
+            usedIdx = used.getShortVolatile(USED_IDX) & 0xFFFF;
+            publishedUsedIdx = usedIdx;
+            usedIdxKnown = true;
+        }
         return QueueError.NONE;
     }
 
     /** Stop the ring (GET_VRING_BASE); returns the index of the next available entry to process. */
     @Override
     public int stop() {
-        if (started && error == QueueError.NONE && usedIdx != publishedUsedIdx) {
+        if (started && ringsReady && error == QueueError.NONE && usedIdx != publishedUsedIdx) {
             publishUsed();
         }
         started = false;
@@ -191,6 +201,9 @@ public final class SplitVirtqueue extends Virtqueue {
         if (!isRunning()) {
             return 0;
         }
+        if (iotlb != null && !iotlbReady()) {
+            return 0;
+        }
         final int cached = (shadowAvailIdx - lastAvailIdx) & 0xFFFF;
         if (cached != 0 && cached <= size) {
             return cached;
@@ -201,7 +214,7 @@ public final class SplitVirtqueue extends Virtqueue {
     /** Re-read avail->idx from guest memory (acquire: ring entries it covers are read after it). */
     @Override
     public int refreshAvailable() {
-        if (!isRunning()) {
+        if (!isRunning() || iotlb != null && !iotlbReady() || !ringsReady) {
             return 0;
         }
         final int availIdx = avail.getShortVolatile(AVAIL_IDX) & 0xFFFF;
@@ -230,6 +243,10 @@ public final class SplitVirtqueue extends Virtqueue {
         chain.ensureCapacity(size + 8);
         final QueueError walked = walk(head, chain);
         if (walked != QueueError.NONE) {
+            if (walked == QueueError.IOTLB_MISS) {
+                lastAvailIdx = (lastAvailIdx - 1) & 0xFFFF; // retried once the translation arrives
+                return false;
+            }
             fail(walked);
             return false;
         }
@@ -266,7 +283,10 @@ public final class SplitVirtqueue extends Virtqueue {
                 if (len == 0 || (len & (DESC_SIZE - 1)) != 0 || len > (long) DESC_SIZE * MAX_QUEUE_SIZE) {
                     return QueueError.BAD_INDIRECT_SIZE;
                 }
-                final long host = memory.gpaToHost(addr, len);
+                final long host = translateTable(addr, len);
+                if (host == RING_MISS) {
+                    return QueueError.IOTLB_MISS;
+                }
                 if (host == GuestMemory.UNMAPPED || (host & 1) != 0) {
                     return QueueError.INDIRECT_UNMAPPED;
                 }
@@ -295,26 +315,6 @@ public final class SplitVirtqueue extends Virtqueue {
             }
             i = next;
         }
-    }
-
-    /** Translate one descriptor's buffer, splitting it where it straddles two adjacent regions. */
-    private QueueError addBuffer(final DescriptorChain chain, final long addr, final long len, final boolean writable) {
-        long gpa = addr;
-        long remaining = len;
-        while (remaining > 0) {
-            final long host = memory.gpaToHostStart(gpa);
-            if (host == GuestMemory.UNMAPPED) {
-                return QueueError.BUFFER_UNMAPPED;
-            }
-            final int n = (int) Math.min(remaining, Math.min(memory.contiguousBytes(gpa), Integer.MAX_VALUE));
-            final boolean ok = writable ? chain.addWritable(host, n) : chain.addReadable(host, n);
-            if (!ok) {
-                return QueueError.TOO_MANY_SEGMENTS;
-            }
-            gpa += n;
-            remaining -= n;
-        }
-        return QueueError.NONE;
     }
 
     /** Queue a used entry (not visible to the guest until {@link #publishUsed()}). */
@@ -347,13 +347,16 @@ public final class SplitVirtqueue extends Virtqueue {
     /** Publish queued used entries (release store) and interrupt the guest if it asked to be. */
     @Override
     public void publishUsed() {
-        if (usedIdx == publishedUsedIdx || !isRunning()) {
+        if (usedIdx == publishedUsedIdx || !isRunning() || !ringsReady) {
             return;
         }
         // Volatile store: release for the entries written above, and the StoreLoad fence the interrupt
         // decision below needs (the guest writes used_event / flags, then reads used->idx).
         used.putShortVolatile(USED_IDX, (short) usedIdx);
         publishedUsedIdx = usedIdx;
+        if (log != null) {
+            memory.logWrite(log, used.addressOffset(), used.capacity());
+        }
         if (call != null && needsInterrupt()) {
             interrupt();
         }
@@ -374,12 +377,15 @@ public final class SplitVirtqueue extends Virtqueue {
     /** Ask the guest not to kick: we are polling. */
     @Override
     public void disableKicks() {
-        if (!kicksEnabled || !isRunning()) {
+        if (!kicksEnabled || !isRunning() || !ringsReady) {
             return;
         }
         kicksEnabled = false;
         if (!eventIdx) {
             used.putShortVolatile(USED_FLAGS, (short) USED_F_NO_NOTIFY);
+            if (log != null) {
+                memory.logWrite(log, used.addressOffset(), 2);
+            }
         }
         // With EVENT_IDX, avail_event is simply left behind: the guest kicks again only when its index
         // crosses the stale value, once per 2^16 buffers.
@@ -391,7 +397,7 @@ public final class SplitVirtqueue extends Virtqueue {
      */
     @Override
     public boolean enableKicks() {
-        if (!isRunning()) {
+        if (!isRunning() || !ringsReady) {
             return false;
         }
         kicksEnabled = true;
@@ -399,6 +405,9 @@ public final class SplitVirtqueue extends Virtqueue {
             used.putShortVolatile(USED_RING + USED_ELEM_SIZE * size, (short) lastAvailIdx);
         } else {
             used.putShortVolatile(USED_FLAGS, (short) 0);
+        }
+        if (log != null) {
+            memory.logWrite(log, used.addressOffset(), used.capacity());
         }
         return refreshAvailable() > 0;
     }

@@ -1,6 +1,9 @@
 package dev.vhostnet.dataplane.virtq;
 
+import dev.vhostnet.dataplane.memory.DirtyLog;
 import dev.vhostnet.dataplane.memory.GuestMemory;
+import dev.vhostnet.dataplane.memory.Iotlb;
+import dev.vhostnet.dataplane.memory.IotlbMissSink;
 import dev.vhostnet.dataplane.sys.EventFd;
 
 /**
@@ -23,6 +26,22 @@ public abstract class Virtqueue {
     protected boolean started;
     protected boolean enabled;
     protected QueueError error = QueueError.NONE;
+    /** Ring addresses resolved to host memory (false while an IOTLB translation is awaited). */
+    protected boolean ringsReady;
+
+    /** Dirty log while live migration logs writes (VHOST_F_LOG_ALL + SET_LOG_BASE), else null. */
+    protected DirtyLog log;
+
+    /** Device IOTLB when VIRTIO_F_ACCESS_PLATFORM is negotiated (addresses are IOVAs), else null. */
+    protected Iotlb iotlb;
+    private IotlbMissSink missSink;
+    /** IOTLB generation the rings were resolved at; re-resolved when the IOTLB changes. */
+    private long ringGeneration = -1;
+    /** IOTLB generation at the last miss: nothing to retry until the IOTLB changes. */
+    private long missGeneration = -1;
+
+    /** Returned by {@link #translateRing} when the translation was requested from the front-end. */
+    protected static final long RING_MISS = -1;
 
     protected EventFd call;
     protected EventFd kick;
@@ -70,6 +89,7 @@ public abstract class Virtqueue {
     /** Forget everything (disconnect, reset); fds must have been detached by the caller. */
     public void reset() {
         started = false;
+        ringsReady = false;
         enabled = false;
         error = QueueError.NONE;
         memory = GuestMemory.EMPTY;
@@ -84,9 +104,159 @@ public abstract class Virtqueue {
         next.kick = kick;
         next.err = err;
         next.enabled = enabled;
+        next.log = log;
+        next.iotlb = iotlb;
+        next.missSink = missSink;
         call = null;
         kick = null;
         err = null;
+    }
+
+    /** Use (non-null) or stop using (null) an IOTLB for every address of this queue. */
+    public final void setIotlb(final Iotlb iotlb, final IotlbMissSink sink) {
+        this.iotlb = iotlb;
+        this.missSink = sink;
+        ringGeneration = -1;
+        missGeneration = -1;
+    }
+
+    /**
+     * With an IOTLB: whether the queue can be walked now. Re-resolves the rings after the IOTLB changed, and
+     * stays false while a requested translation has not arrived, so a queue waiting for the front-end costs
+     * a few loads per poll and stalls no other queue.
+     */
+    protected final boolean iotlbReady() {
+        if (iotlb == null) {
+            return true;
+        }
+        final long generation = iotlb.generation();
+        if (missGeneration == generation) {
+            return false;
+        }
+        missGeneration = -1;
+        if (ringGeneration != generation) {
+            ringGeneration = generation;
+            final QueueError e = remap(memory);
+            if (e != QueueError.NONE) {
+                ringGeneration = -1;
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Host address of a ring: front-end virtual address, or IOVA through the IOTLB ({@link #RING_MISS}). */
+    protected final long translateRing(final long address, final long length, final int perm) {
+        if (iotlb == null) {
+            return memory.uvaToHost(address, length);
+        }
+        final long host = iotlb.translateContiguous(address, length, perm, memory);
+        if (host == Iotlb.MISS) {
+            requestTranslation(address, perm);
+            return RING_MISS;
+        }
+        if (host == Iotlb.DENIED) {
+            if (missSink != null) {
+                missSink.accessFailed(address, perm);
+            }
+            return GuestMemory.UNMAPPED;
+        }
+        return host;
+    }
+
+    protected final void requestTranslation(final long iova, final int perm) {
+        missGeneration = iotlb.generation();
+        if (missSink != null) {
+            missSink.miss(iova, perm);
+        }
+    }
+
+    /**
+     * Translate one descriptor buffer into chain segments: guest physical addresses, or IOVAs through the
+     * IOTLB. Splits buffers that straddle regions or IOTLB entries.
+     */
+    protected final QueueError addBuffer(final DescriptorChain chain, final long addr, final long len, final boolean writable) {
+        if (iotlb != null) {
+            return addBufferIova(chain, addr, len, writable);
+        }
+        if (len <= Integer.MAX_VALUE) {
+            // Common case: the whole buffer lies in one region, one lookup.
+            final long host = memory.gpaToHost(addr, len);
+            if (host != GuestMemory.UNMAPPED) {
+                if (len == 0) {
+                    return QueueError.NONE;
+                }
+                final boolean ok = writable ? chain.addWritable(host, (int) len) : chain.addReadable(host, (int) len);
+                return ok ? QueueError.NONE : QueueError.TOO_MANY_SEGMENTS;
+            }
+        }
+        long gpa = addr;
+        long remaining = len;
+        while (remaining > 0) {
+            final long host = memory.gpaToHostStart(gpa);
+            if (host == GuestMemory.UNMAPPED) {
+                return QueueError.BUFFER_UNMAPPED;
+            }
+            final int n = (int) Math.min(remaining, Math.min(memory.contiguousBytes(gpa), Integer.MAX_VALUE));
+            if (!(writable ? chain.addWritable(host, n) : chain.addReadable(host, n))) {
+                return QueueError.TOO_MANY_SEGMENTS;
+            }
+            gpa += n;
+            remaining -= n;
+        }
+        return QueueError.NONE;
+    }
+
+    private QueueError addBufferIova(final DescriptorChain chain, final long addr, final long len, final boolean writable) {
+        final int perm = writable ? dev.vhostnet.spec.IotlbMessage.PERM_WO : dev.vhostnet.spec.IotlbMessage.PERM_RO;
+        long iova = addr;
+        long remaining = len;
+        while (remaining > 0) {
+            final long host = iotlb.translate(iova, remaining, perm, memory);
+            if (host == Iotlb.MISS) {
+                requestTranslation(iova, perm);
+                return QueueError.IOTLB_MISS;
+            }
+            if (host == Iotlb.DENIED) {
+                if (missSink != null) {
+                    missSink.accessFailed(iova, perm);
+                }
+                return QueueError.IOTLB_DENIED;
+            }
+            final int n = (int) Math.min(remaining, Math.min(iotlb.lastContiguous(), Integer.MAX_VALUE));
+            if (!(writable ? chain.addWritable(host, n) : chain.addReadable(host, n))) {
+                return QueueError.TOO_MANY_SEGMENTS;
+            }
+            iova += n;
+            remaining -= n;
+        }
+        return QueueError.NONE;
+    }
+
+    /** Host address of an indirect table (guest physical address, or IOVA through the IOTLB). */
+    protected final long translateTable(final long addr, final long len) {
+        if (iotlb == null) {
+            return memory.gpaToHost(addr, len);
+        }
+        final long host = iotlb.translateContiguous(addr, len, dev.vhostnet.spec.IotlbMessage.PERM_RO, memory);
+        if (host == Iotlb.MISS) {
+            requestTranslation(addr, dev.vhostnet.spec.IotlbMessage.PERM_RO);
+            return RING_MISS;
+        }
+        return host == Iotlb.DENIED ? GuestMemory.UNMAPPED : host;
+    }
+
+    /** Start (non-null) or stop (null) logging this queue's writes into guest memory. */
+    public final void setLog(final DirtyLog log) {
+        this.log = log;
+    }
+
+    public final DirtyLog log() {
+        return log;
+    }
+
+    public final GuestMemory memory() {
+        return memory;
     }
 
     public final void setEnabled(final boolean enabled) {

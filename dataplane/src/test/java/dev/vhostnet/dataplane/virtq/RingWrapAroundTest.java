@@ -1,5 +1,8 @@
 package dev.vhostnet.dataplane.virtq;
 
+import dev.vhostnet.dataplane.testing.DriverPackedRing;
+import dev.vhostnet.dataplane.testing.DriverSplitRing;
+import dev.vhostnet.dataplane.testing.TestGuest;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 

@@ -1,4 +1,4 @@
-package dev.vhostnet.dataplane.virtq;
+package dev.vhostnet.dataplane.testing;
 
 import dev.vhostnet.dataplane.memory.GuestMemory;
 import dev.vhostnet.dataplane.memory.GuestRegion;
@@ -11,16 +11,16 @@ import java.util.List;
  * One memfd-backed guest memory region for ring tests, with distinct guest-physical and front-end virtual
  * bases (so a translation mix-up shows) and a bump allocator.
  */
-final class TestGuest implements AutoCloseable {
-    static final long GPA_BASE = 0x4000_0000L;
-    static final long UVA_BASE = 0x7f00_0000_0000L;
+public final class TestGuest implements AutoCloseable {
+    public static final long GPA_BASE = 0x4000_0000L;
+    public static final long UVA_BASE = 0x7f00_0000_0000L;
 
-    final GuestMemory memory;
-    final UnsafeBuffer bytes;
+    public final GuestMemory memory;
+    public final UnsafeBuffer bytes;
     private final long size;
     private long next = 4096;
 
-    TestGuest(final long size) {
+    public TestGuest(final long size) {
         this.size = size;
         final int fd = MemFd.create("ring-test", size);
         final GuestRegion region = GuestRegion.map(GPA_BASE, size, UVA_BASE, 0, fd);
@@ -29,7 +29,7 @@ final class TestGuest implements AutoCloseable {
     }
 
     /** Offset of a fresh aligned block. */
-    long alloc(final long length, final int align) {
+    public long alloc(final long length, final int align) {
         next = (next + align - 1) & -align;
         final long at = next;
         next += length;
@@ -39,11 +39,11 @@ final class TestGuest implements AutoCloseable {
         return at;
     }
 
-    long gpa(final long offset) {
+    public long gpa(final long offset) {
         return GPA_BASE + offset;
     }
 
-    long uva(final long offset) {
+    public long uva(final long offset) {
         return UVA_BASE + offset;
     }
 

@@ -1,4 +1,4 @@
-package dev.vhostnet.dataplane.virtq;
+package dev.vhostnet.dataplane.testing;
 
 import dev.vhostnet.spec.PackedRingLayout;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -7,11 +7,11 @@ import org.agrona.concurrent.UnsafeBuffer;
  * The driver side of a packed ring, written straight from virtio 1.x section 2.8, for tests: makes chains
  * available (head flags written last) and reaps used buffers, advancing by each buffer's descriptor count.
  */
-final class DriverPackedRing {
-    final int size;
-    final long ringOffset;
-    final long driverEventOffset;
-    final long deviceEventOffset;
+public final class DriverPackedRing {
+    public final int size;
+    public final long ringOffset;
+    public final long driverEventOffset;
+    public final long deviceEventOffset;
     private final TestGuest guest;
     private final UnsafeBuffer b;
     private int nextAvail;
@@ -21,7 +21,7 @@ final class DriverPackedRing {
     private int free;
     private final int[] descsOfId;
 
-    DriverPackedRing(final TestGuest guest, final int size) {
+    public DriverPackedRing(final TestGuest guest, final int size) {
         this.guest = guest;
         this.size = size;
         this.b = guest.bytes;
@@ -32,12 +32,12 @@ final class DriverPackedRing {
         descsOfId = new int[size];
     }
 
-    int free() {
+    public int free() {
         return free;
     }
 
     /** Make a chain of buffers (gpa, len, writable) available as buffer {@code id}. */
-    void add(final int id, final long[] gpas, final int[] lens, final boolean[] writable) {
+    public void add(final int id, final long[] gpas, final int[] lens, final boolean[] writable) {
         final int n = gpas.length;
         if (n > free) {
             throw new IllegalStateException("ring full");
@@ -73,17 +73,32 @@ final class DriverPackedRing {
         }
     }
 
+    /** Reap every used buffer without allocating (benchmarks); returns how many. */
+    public int reapAll() {
+        int n = 0;
+        while (reapOne() >= 0) {
+            n++;
+        }
+        return n;
+    }
+
     /** Reap one used buffer: {id, len}, or null if none. */
-    int[] pollUsed() {
+    public int[] pollUsed() {
+        final int at = (int) ringOffset + nextUsed * PackedRingLayout.DESC_SIZE;
+        final int id = reapOne(); // acquire: the flags are read first, then the entry
+        return id < 0 ? null : new int[] {id, b.getInt(at + PackedRingLayout.DESC_LEN)};
+    }
+
+    /** Reap one used buffer and return its id, or -1. */
+    private int reapOne() {
         final int at = (int) ringOffset + nextUsed * PackedRingLayout.DESC_SIZE;
         final int flags = b.getShortVolatile(at + PackedRingLayout.DESC_FLAGS) & 0xFFFF;
         final boolean avail = (flags & PackedRingLayout.DESC_F_AVAIL) != 0;
         final boolean used = (flags & PackedRingLayout.DESC_F_USED) != 0;
         if (avail != usedWrap || used != usedWrap) {
-            return null;
+            return -1;
         }
         final int id = b.getShort(at + PackedRingLayout.DESC_ID) & 0xFFFF;
-        final int len = b.getInt(at + PackedRingLayout.DESC_LEN);
         final int n = descsOfId[id];
         nextUsed += n;
         if (nextUsed >= size) {
@@ -91,6 +106,6 @@ final class DriverPackedRing {
             usedWrap = !usedWrap;
         }
         free += n;
-        return new int[] {id, len};
+        return id;
     }
 }

@@ -1,0 +1,228 @@
+package dev.vhostnet.dataplane.agent;
+
+import dev.vhostnet.dataplane.net.PacketForwarder;
+import dev.vhostnet.dataplane.net.VirtioNetPort;
+import dev.vhostnet.dataplane.sys.Epoll;
+import dev.vhostnet.dataplane.sys.EventFd;
+import dev.vhostnet.dataplane.sys.FileDescriptors;
+import dev.vhostnet.dataplane.virtq.QueueCounters;
+import dev.vhostnet.dataplane.virtq.QueueError;
+import dev.vhostnet.dataplane.virtq.Virtqueue;
+
+import java.util.concurrent.locks.LockSupport;
+import java.util.logging.Logger;
+
+/**
+ * One dataplane thread: forwards the queue pairs it owns (p % workers == index) in a duty cycle, spins
+ * while there is work, and when idle either keeps spinning (busy) or re-enables kicks and sleeps on its
+ * kick eventfds (adaptive). Parks between bursts when the control plane asks for exclusive access.
+ */
+final class DataplaneWorker {
+    private static final Logger LOG = Logger.getLogger(DataplaneWorker.class.getName());
+    /** Idle iterations between two checks of the kick eventfds (counting kicks) in busy mode. */
+    private static final int KICK_POLL_INTERVAL = 1024;
+    /** Idle iterations before adaptive mode goes to sleep (~ a few ms of spinning). */
+    private static final int ADAPTIVE_SPINS = 20_000;
+    private static final int SLEEP_MILLIS = 1000;
+    private static final long WAKE_TOKEN = -1L;
+
+    private final Dataplane owner;
+    private final int index;
+    private final int stride;
+    private final VirtioNetPort[] ports;
+    private final VirtioNetPort[] peers;
+    private final PollMode pollMode;
+    private final int cpu;
+    private final PacketForwarder forwarder = new PacketForwarder();
+    private final Epoll epoll = new Epoll(64);
+    private final EventFd wakeFd = EventFd.create();
+    private final Thread thread;
+    private volatile boolean running = true;
+    private volatile boolean parked;
+    private int idleSpins;
+
+    DataplaneWorker(final Dataplane owner, final int index, final int stride, final VirtioNetPort[] ports,
+                    final VirtioNetPort[] peers, final PollMode pollMode, final int cpu) {
+        this.owner = owner;
+        this.index = index;
+        this.stride = stride;
+        this.ports = ports;
+        this.peers = peers;
+        this.pollMode = pollMode;
+        this.cpu = cpu;
+        epoll.add(wakeFd.fd(), WAKE_TOKEN);
+        thread = new Thread(this::run, stride == 1 ? "vhost-dataplane" : "vhost-dataplane-" + index);
+        thread.setDaemon(true);
+    }
+
+    void start() {
+        thread.start();
+    }
+
+    boolean isCurrentThread() {
+        return Thread.currentThread() == thread;
+    }
+
+    boolean isAlive() {
+        return thread.isAlive();
+    }
+
+    boolean isParked() {
+        return parked;
+    }
+
+    PacketForwarder forwarder() {
+        return forwarder;
+    }
+
+    void wake() {
+        wakeFd.signal();
+    }
+
+    void unpark() {
+        LockSupport.unpark(thread);
+    }
+
+    void watchKick(final int port, final int queue, final EventFd kick) {
+        epoll.add(kick.fd(), ((long) port << 16) | queue);
+    }
+
+    void unwatchKick(final EventFd kick) {
+        epoll.remove(kick.fd());
+    }
+
+    long allocatedBytes() {
+        final java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        if (mx instanceof com.sun.management.ThreadMXBean && thread.isAlive()) {
+            return ((com.sun.management.ThreadMXBean) mx).getThreadAllocatedBytes(thread.getId());
+        }
+        return thread.isAlive() ? -1 : 0;
+    }
+
+    private void run() {
+        if (cpu >= 0) {
+            try {
+                FileDescriptors.pinCurrentThread(cpu);
+            } catch (final RuntimeException e) {
+                LOG.warning("cannot pin " + thread.getName() + " to CPU " + cpu + ": " + e.getMessage());
+            }
+        }
+        while (running) {
+            if (owner.pauseRequested()) {
+                parkWhilePaused();
+                continue;
+            }
+            final int work = doWork();
+            if (work > 0) {
+                idleSpins = 0;
+            } else {
+                idle();
+            }
+        }
+    }
+
+    private void parkWhilePaused() {
+        parked = true;
+        while (owner.pauseRequested() && running) {
+            LockSupport.parkNanos(100_000);
+        }
+        parked = false;
+        idleSpins = 0;
+    }
+
+    private int doWork() {
+        int work = 0;
+        for (int i = 0; i < ports.length; i++) {
+            try {
+                work += forwarder.forward(ports[i], peers[i], index, stride);
+            } catch (final Throwable t) {
+                // A fault in guest memory (e.g. a region truncated under us) must cost that port, not the process.
+                contain(ports[i], t);
+            }
+        }
+        return work;
+    }
+
+    private void contain(final VirtioNetPort port, final Throwable t) {
+        for (int q = 0; q < port.queueCount(); q++) {
+            if ((q / 2) % stride == index) {
+                port.queue(q).fail(QueueError.MEMORY_FAULT);
+            }
+        }
+        LOG.severe(port.name() + ": dataplane fault, queues stopped: " + t);
+    }
+
+    private void idle() {
+        idleSpins++;
+        if (pollMode == PollMode.ADAPTIVE && idleSpins >= ADAPTIVE_SPINS) {
+            sleepUntilKicked();
+            idleSpins = 0;
+        } else if ((idleSpins & (KICK_POLL_INTERVAL - 1)) == 0) {
+            drainKicks(epoll.await(0));
+            if (index == 0) {
+                owner.reportBrokenQueues();
+            }
+        } else {
+            Thread.onSpinWait();
+        }
+    }
+
+    private void sleepUntilKicked() {
+        boolean pending = false;
+        for (final VirtioNetPort port : ports) {
+            for (int pair = index; pair < port.maxPairs(); pair += stride) {
+                pending |= port.tx(pair).enableKicks();
+            }
+        }
+        if (!pending && !owner.pauseRequested()) {
+            drainKicks(epoll.await(SLEEP_MILLIS));
+        }
+        for (final VirtioNetPort port : ports) {
+            for (int pair = index; pair < port.maxPairs(); pair += stride) {
+                port.tx(pair).disableKicks();
+            }
+        }
+        if (index == 0) {
+            owner.reportBrokenQueues();
+        }
+    }
+
+    private void drainKicks(final int ready) {
+        for (int i = 0; i < ready; i++) {
+            final long token = epoll.token(i);
+            if (token == WAKE_TOKEN) {
+                wakeFd.drain();
+                continue;
+            }
+            final int p = (int) (token >>> 16);
+            final int q = (int) (token & 0xFFFF);
+            if (p < ports.length && q < ports[p].queueCount()) {
+                final Virtqueue queue = ports[p].queue(q);
+                final EventFd kick = queue.kick();
+                if (kick != null) {
+                    final long kicks = kick.drain();
+                    if (kicks > 0) {
+                        queue.counters().add(QueueCounters.KICKS, kicks);
+                    }
+                }
+                queue.disableKicks();
+            }
+        }
+    }
+
+    void stop() {
+        running = false;
+        wakeFd.signal();
+        LockSupport.unpark(thread);
+    }
+
+    void join() {
+        try {
+            thread.join(5000);
+        } catch (final InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        epoll.close();
+        wakeFd.close();
+    }
+}
