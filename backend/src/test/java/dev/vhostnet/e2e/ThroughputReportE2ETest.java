@@ -25,7 +25,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * TCP throughput between two guests through our back-end, for a report: split and packed rings,
  * each with offloads on (TSO passed through), off (plain MTU frames both ways) and off on the
  * receiver only (the back-end segments the sender's TSO frames). The sender times
- * {@code dd if=/dev/zero | nc} of {@link E2eSettings#throughputMiB()} MiB inside the guest until
+ * {@code nc < file} of {@link E2eSettings#throughputMiB()} MiB of zeros inside the guest until
  * the receiver confirms the byte count, {@link E2eSettings#throughputRuns()} times per boot. The table goes to the test output and to
  * target/e2e-logs/throughput.txt.
  *
@@ -125,7 +125,7 @@ class ThroughputReportE2ETest {
                 .append(Runtime.getRuntime().availableProcessors()).append(" host CPUs, shared)\n")
                 .append("# ").append(LocalDateTime.now().format(DateTimeFormatter.ISO_LOCAL_DATE_TIME))
                 .append("; per row one boot, ").append(E2eSettings.throughputRuns())
-                .append(" timed dd|nc of zeros, measured in the sender guest (seconds per run; MiB/s median and best)\n")
+                .append(" timed nc of a file of zeros, measured in the sender guest (seconds per run; MiB/s median and best)\n")
                 .append("# rx_frames/tx_frames: back-end counters, receiver RX / sender TX, whole run (incl. a 1 MiB md5 transfer);")
                 .append(" rx_avg_B: bytes per RX frame; drops: frames the back-end dropped; load: host 1-min load before the row\n")
                 .append(HEADER).append('\n');
