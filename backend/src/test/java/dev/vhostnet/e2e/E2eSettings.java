@@ -45,7 +45,7 @@ public final class E2eSettings {
 
     /** How often each throughput row repeats its timed transfer (one boot, several runs). */
     public static int throughputRuns() {
-        return Integer.getInteger("vhostnet.e2e.throughputRuns", 3);
+        return Integer.getInteger("vhostnet.e2e.throughputRuns", 5);
     }
 
     public static String qemuBinary() {

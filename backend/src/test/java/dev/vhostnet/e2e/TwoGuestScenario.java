@@ -147,7 +147,7 @@ public final class TwoGuestScenario {
 
     /**
      * The timed transfer of zeros. {@code guestCentis} is measured by the sender around
-     * dd|nc (until the receiver's reply), {@code hostTime} between the markers around it.
+     * nc from a tmpfs file (until the receiver's reply), {@code hostTime} between the markers around it.
      *
      * @param records the receiver's "N+M records in" of 64 KiB blocks (M=0: no partial block)
      */
