@@ -86,6 +86,20 @@ public abstract class Virtqueue {
     /** Stop the ring (GET_VRING_BASE); returns the position to resume from, in the SET_VRING_BASE encoding. */
     public abstract int stop();
 
+    /**
+     * Track inflight descriptors in {@code region} of the shared inflight buffer (INFLIGHT_SHMFD), or stop
+     * tracking ({@code null}). Set while the ring is stopped; the next {@link #start} initializes the region or,
+     * if it holds a previous back-end's state, runs the reconnect procedure and resubmits what was inflight.
+     */
+    public void setInflight(final InflightBuffer.Region region) {
+        // Ring formats without inflight support ignore it.
+    }
+
+    /** Inflight descriptors found at start and not resubmitted yet (0 without tracking). */
+    public int pendingResubmits() {
+        return 0;
+    }
+
     /** Forget everything (disconnect, reset); fds must have been detached by the caller. */
     public void reset() {
         started = false;
@@ -143,6 +157,11 @@ public abstract class Virtqueue {
             }
         }
         return true;
+    }
+
+    /** Whether the queue is waiting for the front-end to answer an IOTLB miss (nothing to do until then). */
+    public final boolean awaitingTranslation() {
+        return iotlb != null && missGeneration == iotlb.generation();
     }
 
     /** Host address of a ring: front-end virtual address, or IOVA through the IOTLB ({@link #RING_MISS}). */
