@@ -37,7 +37,9 @@ import org.newsclub.net.unix.FileDescriptorCast;
 import java.io.FileDescriptor;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.logging.Logger;
 
 /**
@@ -72,6 +74,19 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private boolean brokenQueueSeen;
     private int mtu;
     private GuestMemory memory = GuestMemory.EMPTY;
+    /**
+     * Repeated ADD_MEM_REG of a region already in the table, per region. QEMU before 8.1 runs one vhost_dev per
+     * queue pair over the same socket and each of them adds (and later removes) every region: with N pairs a
+     * region arrives N times. The copies are counted, not mapped, and each REM_MEM_REG consumes one copy before
+     * the region itself goes.
+     */
+    private final Map<RegionKey, Integer> repeatedAdds = new HashMap<>();
+
+    private record RegionKey(long gpa, long size, long uva, long mmapOffset) {
+        static RegionKey of(final GuestRegion r) {
+            return new RegionKey(r.guestPhysAddr(), r.size(), r.userAddr(), r.mmapOffset());
+        }
+    }
     /** Dirty log from SET_LOG_BASE; used while VHOST_F_LOG_ALL is acknowledged. */
     private DirtyLog dirtyLog;
     private EventFd logFd;
@@ -703,6 +718,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 regions.add(GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(), m.takeFd(i)));
             }
             swapMemory(GuestMemory.of(regions));
+            repeatedAdds.clear();
         } catch (final RuntimeException e) {
             // Mapped regions own (and now close) their fds; the fd of the region that failed was closed by
             // GuestRegion.map. Fds of regions after it were never taken: closeUntakenFds closes them.
@@ -716,6 +732,13 @@ public final class VhostUserNetHandler implements AutoCloseable {
         m.requireSizeAtLeast(SingleMemoryRegionMessage.LENGTH);
         m.requireFds(1);
         singleRegion.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final MemoryRegionMessage added = singleRegion.region();
+        final RegionKey key = new RegionKey(added.guestPhysAddr(), added.memorySize(), added.userAddr(), added.mmapOffset());
+        if (memory.regions().stream().anyMatch(g -> RegionKey.of(g).equals(key))) {
+            // The same region again (another queue pair's vhost_dev): its fd is left untaken, hence closed.
+            repeatedAdds.merge(key, 1, Integer::sum);
+            return;
+        }
         if (memory.regionCount() >= NetDeviceConfig.MAX_MEM_SLOTS) {
             throw new ProtocolException("all " + NetDeviceConfig.MAX_MEM_SLOTS + " memory slots are in use");
         }
@@ -738,6 +761,14 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
         singleRegion.wrap(m.buffer(), VhostUserMessage.payloadOffset());
         final MemoryRegionMessage r = singleRegion.region();
+        // REM_MEM_REG carries no mmap offset that must match; a counted copy of a region with this description goes first.
+        for (final GuestRegion g : memory.regions()) {
+            final RegionKey key = RegionKey.of(g);
+            if (g.describes(r.guestPhysAddr(), r.memorySize(), r.userAddr()) && repeatedAdds.containsKey(key)) {
+                repeatedAdds.computeIfPresent(key, (k, copies) -> copies > 1 ? copies - 1 : null);
+                return;
+            }
+        }
         final GuestMemory next = memory.withoutRegion(r.guestPhysAddr(), r.memorySize(), r.userAddr());
         if (next == null) {
             throw new ProtocolException(String.format("REM_MEM_REG of an unknown region gpa=0x%x size=0x%x uva=0x%x",
@@ -1008,6 +1039,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         resetDevice();
         final GuestMemory old = memory;
         memory = GuestMemory.EMPTY;
+        repeatedAdds.clear();
         dataplane.run(() -> {
             for (int i = 0; i < port.queueCount(); i++) {
                 port.queue(i).remap(GuestMemory.EMPTY);

@@ -53,6 +53,8 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
     // Destination of the frame being delivered (for the software-offload sink).
     private VirtioNetPort sinkPort;
     private Virtqueue sinkRx;
+    /** Frame bytes the sink delivered during one software segmentation. */
+    private long sinkBytes;
 
     /**
      * Forward up to one burst from each of {@code from}'s running TX queues to {@code to}.
@@ -252,12 +254,13 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         sinkPort = to;
         sinkRx = rx;
         if (gsoType != VirtioNetHeader.GSO_NONE) {
+            sinkBytes = 0;
             final int frames = software.segment(linear, frameLen, gsoType, gsoSize, this);
             if (frames < 0) {
                 return -1;
             }
             rxFrames[dstPair] += frames;
-            rxBytes[dstPair] += frameLen;
+            rxBytes[dstPair] += sinkBytes; // what the segments (each with its own headers) occupy, not the GSO frame
             return frames;
         }
         if (!SoftwareOffload.completeChecksum(linear, frameLen, csumStart, csumOffset)) {
@@ -283,7 +286,11 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         srcLen[0] = sinkPort.headerLength();
         srcAddr[1] = buffer.addressOffset();
         srcLen[1] = length;
-        return copyToRx(sinkPort, sinkRx, (long) sinkPort.headerLength() + length);
+        final boolean delivered = copyToRx(sinkPort, sinkRx, (long) sinkPort.headerLength() + length);
+        if (delivered) {
+            sinkBytes += length;
+        }
+        return delivered;
     }
 
     private static boolean senderMayUse(final long features, final int gsoType) {
