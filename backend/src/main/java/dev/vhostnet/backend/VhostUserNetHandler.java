@@ -25,6 +25,7 @@ import dev.vhostnet.spec.SingleMemoryRegionMessage;
 import dev.vhostnet.spec.SplitRingLayout;
 import dev.vhostnet.spec.U64Message;
 import dev.vhostnet.spec.VhostUserHeader;
+import dev.vhostnet.spec.VirtioDeviceStatus;
 import dev.vhostnet.spec.VirtioFeature;
 import dev.vhostnet.spec.VirtioNetConfig;
 import dev.vhostnet.spec.VirtioNetFeature;
@@ -36,7 +37,9 @@ import org.newsclub.net.unix.FileDescriptorCast;
 import java.io.FileDescriptor;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.logging.Logger;
 
 /**
@@ -67,8 +70,23 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private long ackedProtocolFeatures;
     private boolean owned;
     private int status;
+    /** A queue broke since the last reset (reported as DEVICE_NEEDS_RESET by GET_STATUS). */
+    private boolean brokenQueueSeen;
     private int mtu;
     private GuestMemory memory = GuestMemory.EMPTY;
+    /**
+     * Repeated ADD_MEM_REG of a region already in the table, per region. QEMU before 8.1 runs one vhost_dev per
+     * queue pair over the same socket and each of them adds (and later removes) every region: with N pairs a
+     * region arrives N times. The copies are counted, not mapped, and each REM_MEM_REG consumes one copy before
+     * the region itself goes.
+     */
+    private final Map<RegionKey, Integer> repeatedAdds = new HashMap<>();
+
+    private record RegionKey(long gpa, long size, long uva, long mmapOffset) {
+        static RegionKey of(final GuestRegion r) {
+            return new RegionKey(r.guestPhysAddr(), r.size(), r.userAddr(), r.mmapOffset());
+        }
+    }
     /** Dirty log from SET_LOG_BASE; used while VHOST_F_LOG_ALL is acknowledged. */
     private DirtyLog dirtyLog;
     private EventFd logFd;
@@ -170,6 +188,45 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
     }
 
+    /** Fds a request may carry; any other request carries none. */
+    private static int maxFds(final int request) {
+        switch (request) {
+            case FrontendRequest.SET_MEM_TABLE:
+                return VhostUserHeader.MAX_FDS;
+            case FrontendRequest.ADD_MEM_REG:
+            case FrontendRequest.REM_MEM_REG:
+            case FrontendRequest.SET_VRING_KICK:
+            case FrontendRequest.SET_VRING_CALL:
+            case FrontendRequest.SET_VRING_ERR:
+            case FrontendRequest.SET_LOG_BASE:
+            case FrontendRequest.SET_LOG_FD:
+            case FrontendRequest.SET_BACKEND_REQ_FD:
+            case FrontendRequest.SET_INFLIGHT_FD:
+            case FrontendRequest.SET_DEVICE_STATE_FD:
+                return 1;
+            default:
+                return 0;
+        }
+    }
+
+    /**
+     * DEVICE_NEEDS_RESET: a queue broke (the front-end or its guest violated the ring rules, or its memory
+     * faulted). Sticky until the device is reset, as virtio requires.
+     */
+    private boolean needsReset() {
+        if (!brokenQueueSeen) {
+            brokenQueueSeen = dataplane.call(() -> {
+                for (int i = 0; i < port.queueCount(); i++) {
+                    if (port.queue(i).error() != QueueError.NONE) {
+                        return true;
+                    }
+                }
+                return false;
+            });
+        }
+        return brokenQueueSeen;
+    }
+
     private static boolean expectsReply(final int request) {
         switch (request) {
             case FrontendRequest.GET_FEATURES:
@@ -197,6 +254,9 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private boolean handle(final VhostUserMessage m) throws IOException, ProtocolException {
         final UnsafeBuffer payload = m.buffer();
         final int at = VhostUserMessage.payloadOffset();
+        if (m.fdCount() > maxFds(m.request())) {
+            throw new ProtocolException(m.name() + " carries " + m.fdCount() + " fds (at most " + maxFds(m.request()) + ")");
+        }
         switch (m.request()) {
             case FrontendRequest.GET_FEATURES:
                 noPayload(m);
@@ -413,7 +473,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
             case FrontendRequest.GET_STATUS:
                 requireProtocol(ProtocolFeature.STATUS, m);
                 noPayload(m);
-                channel.sendU64Reply(m.request(), status);
+                channel.sendU64Reply(m.request(), status | (needsReset() ? VirtioDeviceStatus.DEVICE_NEEDS_RESET : 0));
                 return true;
             default:
                 throw new ProtocolException("unsupported request " + m.name() + " (" + Integer.toUnsignedString(m.request())
@@ -620,6 +680,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         ackedFeatures = 0;
         featuresSet = false;
         status = 0;
+        brokenQueueSeen = false;
     }
 
     private void detachFds(final Virtqueue q, final List<EventFd> toClose) {
@@ -657,6 +718,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 regions.add(GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(), m.takeFd(i)));
             }
             swapMemory(GuestMemory.of(regions));
+            repeatedAdds.clear();
         } catch (final RuntimeException e) {
             // Mapped regions own (and now close) their fds; the fd of the region that failed was closed by
             // GuestRegion.map. Fds of regions after it were never taken: closeUntakenFds closes them.
@@ -670,6 +732,13 @@ public final class VhostUserNetHandler implements AutoCloseable {
         m.requireSizeAtLeast(SingleMemoryRegionMessage.LENGTH);
         m.requireFds(1);
         singleRegion.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final MemoryRegionMessage added = singleRegion.region();
+        final RegionKey key = new RegionKey(added.guestPhysAddr(), added.memorySize(), added.userAddr(), added.mmapOffset());
+        if (memory.regions().stream().anyMatch(g -> RegionKey.of(g).equals(key))) {
+            // The same region again (another queue pair's vhost_dev): its fd is left untaken, hence closed.
+            repeatedAdds.merge(key, 1, Integer::sum);
+            return;
+        }
         if (memory.regionCount() >= NetDeviceConfig.MAX_MEM_SLOTS) {
             throw new ProtocolException("all " + NetDeviceConfig.MAX_MEM_SLOTS + " memory slots are in use");
         }
@@ -692,6 +761,14 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
         singleRegion.wrap(m.buffer(), VhostUserMessage.payloadOffset());
         final MemoryRegionMessage r = singleRegion.region();
+        // REM_MEM_REG carries no mmap offset that must match; a counted copy of a region with this description goes first.
+        for (final GuestRegion g : memory.regions()) {
+            final RegionKey key = RegionKey.of(g);
+            if (g.describes(r.guestPhysAddr(), r.memorySize(), r.userAddr()) && repeatedAdds.containsKey(key)) {
+                repeatedAdds.computeIfPresent(key, (k, copies) -> copies > 1 ? copies - 1 : null);
+                return;
+            }
+        }
         final GuestMemory next = memory.withoutRegion(r.guestPhysAddr(), r.memorySize(), r.userAddr());
         if (next == null) {
             throw new ProtocolException(String.format("REM_MEM_REG of an unknown region gpa=0x%x size=0x%x uva=0x%x",
@@ -962,6 +1039,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         resetDevice();
         final GuestMemory old = memory;
         memory = GuestMemory.EMPTY;
+        repeatedAdds.clear();
         dataplane.run(() -> {
             for (int i = 0; i < port.queueCount(); i++) {
                 port.queue(i).remap(GuestMemory.EMPTY);

@@ -53,6 +53,8 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
     // Destination of the frame being delivered (for the software-offload sink).
     private VirtioNetPort sinkPort;
     private Virtqueue sinkRx;
+    /** Frame bytes the sink delivered during one software segmentation. */
+    private long sinkBytes;
 
     /**
      * Forward up to one burst from each of {@code from}'s running TX queues to {@code to}.
@@ -95,41 +97,66 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         int drops = 0;
         int errors = 0;
         int done = 0;
-        while (done < BURST && tx.available() > 0) {
-            final long txMark = tx.mark();
-            if (!tx.pop(txChain)) {
-                break; // queue broken (the control plane reports it) or waiting for an IOTLB translation
-            }
-            done++;
-            final long frameLen = txChain.readBytes() - srcHeader;
-            if (frameLen <= 0 || frameLen > MAX_FRAME || txChain.writeCount() > 0) {
-                errors++;
-                drops++;
-            } else if (ownedTargets == 0) {
-                drops++;
-            } else {
-                final int dstPair = samePairs && pair < toPairs ? pair
-                    : offset + stride * Integer.remainderUnsigned(flowHash(srcHeader), ownedTargets);
-                final int delivered = deliver(from, to, dstPair, (int) frameLen);
-                if (delivered == RETRY) {
-                    // The receiver's buffers are waiting for IOTLB translations: leave this frame in the sender's
-                    // ring (backpressure) instead of dropping it, and retry once the front-end has answered.
-                    tx.rewind(txMark);
-                    done--;
-                    break;
+        Throwable fault = null;
+        // A chain popped and not yet completed. A fault in guest memory can surface asynchronously anywhere
+        // (HotSpot raises SIGBUS errors at its next check), so whatever was popped is completed and published
+        // in the finally block: the sender never loses a buffer because of someone else's memory.
+        boolean holding = false;
+        try {
+            while (done < BURST && tx.available() > 0) {
+                final long txMark = tx.mark();
+                if (!tx.pop(txChain)) {
+                    break; // queue broken (the control plane reports it) or waiting for an IOTLB translation
                 }
-                if (delivered > 0) {
-                    txBytes += frameLen;
-                } else {
+                holding = true;
+                done++;
+                final long frameLen = txChain.readBytes() - srcHeader;
+                if (frameLen <= 0 || frameLen > MAX_FRAME || txChain.writeCount() > 0) {
+                    errors++;
                     drops++;
-                    if (delivered < 0) {
-                        errors++;
+                } else if (ownedTargets == 0) {
+                    drops++;
+                } else {
+                    final int dstPair = samePairs && pair < toPairs ? pair
+                        : offset + stride * Integer.remainderUnsigned(flowHash(srcHeader), ownedTargets);
+                    int delivered;
+                    try {
+                        delivered = deliver(from, to, dstPair, (int) frameLen);
+                    } catch (final Throwable t) {
+                        // E.g. the receiver's memory was truncated under us (SIGBUS): complete the sender's chain
+                        // anyway, so the surviving guest does not lose a buffer, then let the dataplane contain it.
+                        delivered = -1;
+                        fault = t;
+                    }
+                    if (delivered == RETRY) {
+                        // The receiver's buffers are waiting for IOTLB translations: leave this frame in the sender's
+                        // ring (backpressure) instead of dropping it, and retry once the front-end has answered.
+                        tx.rewind(txMark);
+                        holding = false;
+                        done--;
+                        break;
+                    }
+                    if (delivered > 0) {
+                        txBytes += frameLen;
+                    } else {
+                        drops++;
+                        if (delivered < 0) {
+                            errors++;
+                        }
                     }
                 }
+                tx.addUsed(txChain, 0);
+                holding = false;
+                if (fault != null) {
+                    break;
+                }
             }
-            tx.addUsed(txChain, 0);
+        } finally {
+            if (holding) {
+                tx.addUsed(txChain, 0);
+            }
+            tx.publishUsed();
         }
-        tx.publishUsed();
         txCounters.add(QueueCounters.PACKETS, done - drops);
         txCounters.add(QueueCounters.BYTES, txBytes);
         if (drops > 0) {
@@ -148,7 +175,20 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                 rxBytes[p] = 0;
             }
         }
+        if (fault != null) {
+            throwUnchecked(fault);
+        }
         return done;
+    }
+
+    private static void throwUnchecked(final Throwable t) {
+        if (t instanceof RuntimeException) {
+            throw (RuntimeException) t;
+        }
+        if (t instanceof Error) {
+            throw (Error) t;
+        }
+        throw new IllegalStateException(t);
     }
 
     /**
@@ -214,12 +254,13 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         sinkPort = to;
         sinkRx = rx;
         if (gsoType != VirtioNetHeader.GSO_NONE) {
+            sinkBytes = 0;
             final int frames = software.segment(linear, frameLen, gsoType, gsoSize, this);
             if (frames < 0) {
                 return -1;
             }
             rxFrames[dstPair] += frames;
-            rxBytes[dstPair] += frameLen;
+            rxBytes[dstPair] += sinkBytes; // what the segments (each with its own headers) occupy, not the GSO frame
             return frames;
         }
         if (!SoftwareOffload.completeChecksum(linear, frameLen, csumStart, csumOffset)) {
@@ -245,7 +286,11 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         srcLen[0] = sinkPort.headerLength();
         srcAddr[1] = buffer.addressOffset();
         srcLen[1] = length;
-        return copyToRx(sinkPort, sinkRx, (long) sinkPort.headerLength() + length);
+        final boolean delivered = copyToRx(sinkPort, sinkRx, (long) sinkPort.headerLength() + length);
+        if (delivered) {
+            sinkBytes += length;
+        }
+        return delivered;
     }
 
     private static boolean senderMayUse(final long features, final int gsoType) {

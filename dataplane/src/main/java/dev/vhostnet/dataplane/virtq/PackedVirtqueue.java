@@ -163,6 +163,9 @@ public final class PackedVirtqueue extends Virtqueue {
         ring.wrap(ringHost, DESC_SIZE * size);
         driverEvent.wrap(driverHost, 4);
         deviceEvent.wrap(deviceHost, 4);
+        if (pendingCount == 0) {
+            restMark = mark();
+        }
         return QueueError.NONE;
     }
 
@@ -235,6 +238,11 @@ public final class PackedVirtqueue extends Virtqueue {
         final PackedInflight t = inflight;
         if (t != null && t.pendingResubmits() > 0) {
             return popResubmitted(t, t.nextResubmit(), chain);
+        }
+        if (pendingCount >= size) {
+            // Every slot already holds a completion we have not published: a driver that offers more is
+            // re-offering descriptors it does not own.
+            return failed(QueueError.AVAIL_IDX_JUMP);
         }
         chain.ensureCapacity(size + 8);
         chain.reset(-1);
@@ -433,6 +441,7 @@ public final class PackedVirtqueue extends Virtqueue {
     public void publishUsed() {
         final int n = pendingCount;
         if (n == 0 || !isRunning() || !ringsReady) {
+            restMark = mark();
             return;
         }
         final PackedInflight t = inflight;

@@ -149,6 +149,7 @@ public final class SplitVirtqueue extends Virtqueue {
             usedIdx = used.getShortVolatile(USED_IDX) & 0xFFFF;
             publishedUsedIdx = usedIdx;
             usedIdxKnown = true;
+            restMark = mark();
             if (inflight != null) {
                 // Reconnect: continue after the chains found inflight (resubmitted first, in fetch order).
                 // This back-end completes in order, so those are exactly avail slots [used->idx, used->idx + n):
@@ -411,6 +412,7 @@ public final class SplitVirtqueue extends Virtqueue {
     @Override
     public void publishUsed() {
         if (usedIdx == publishedUsedIdx || !isRunning() || !ringsReady) {
+            restMark = mark();
             return;
         }
         final SplitInflight t = inflight;
@@ -427,6 +429,7 @@ public final class SplitVirtqueue extends Virtqueue {
         if (log != null) {
             memory.logWrite(log, used.addressOffset(), used.capacity());
         }
+        restMark = mark();
         if (call != null && needsInterrupt()) {
             interrupt();
         }

@@ -28,6 +28,11 @@ public abstract class Virtqueue {
     protected QueueError error = QueueError.NONE;
     /** Ring addresses resolved to host memory (false while an IOTLB translation is awaited). */
     protected boolean ringsReady;
+    /**
+     * {@link #mark()} at the last point where every chain taken had been completed and published (after each
+     * publish, and at start). See {@link #recoverAfterFault()}.
+     */
+    protected long restMark;
 
     /** Dirty log while live migration logs writes (VHOST_F_LOG_ALL + SET_LOG_BASE), else null. */
     protected DirtyLog log;
@@ -373,6 +378,17 @@ public abstract class Virtqueue {
     public abstract void rewind(long mark);
 
     public abstract void publishUsed();
+
+    /**
+     * After a fault in someone else's guest memory surfaced asynchronously in the middle of this queue's
+     * work: go back to the last consistent position. Chains taken since were neither completed nor
+     * published; they are taken again (a frame may be sent twice, none is lost, no buffer leaks).
+     */
+    public final void recoverAfterFault() {
+        if (started && ringsReady && error == QueueError.NONE) {
+            rewind(restMark);
+        }
+    }
 
     /** Ask the guest not to kick: we are polling. */
     public abstract void disableKicks();
