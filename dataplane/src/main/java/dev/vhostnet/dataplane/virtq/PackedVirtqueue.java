@@ -309,6 +309,9 @@ public final class PackedVirtqueue extends Virtqueue {
         availWrap = wrap;
         lastChainDescs = descs;
         chain.ringDescs = descs;
+        if (iotlb != null) {
+            walked();
+        }
         return true;
     }
 

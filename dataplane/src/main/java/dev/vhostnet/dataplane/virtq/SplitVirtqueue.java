@@ -290,6 +290,9 @@ public final class SplitVirtqueue extends Virtqueue {
         if (t != null) {
             t.onPop(head); // inflight from here: validated, not yet processed
         }
+        if (iotlb != null) {
+            walked();
+        }
         return true;
     }
 

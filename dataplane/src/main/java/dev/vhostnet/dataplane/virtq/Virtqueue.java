@@ -45,6 +45,15 @@ public abstract class Virtqueue {
     /** IOTLB generation at the last miss: nothing to retry until the IOTLB changes. */
     private long missGeneration = -1;
 
+    /** Longest a peer's frames are held back for this queue's missing translation before being dropped. */
+    private static final long MAX_TRANSLATION_WAIT_NANOS = 100_000_000L;
+    /** The same page is asked for again at most this often (the IOTLB changing for other pages re-tries). */
+    private static final long MISS_REPEAT_NANOS = 20_000_000L;
+    private long waitingSinceNanos;
+    private boolean waiting;
+    private long lastMissPage = -1;
+    private long lastMissNanos;
+
     /** Returned by {@link #translateRing} when the translation was requested from the front-end. */
     protected static final long RING_MISS = -1;
 
@@ -166,7 +175,13 @@ public abstract class Virtqueue {
 
     /** Whether the queue is waiting for the front-end to answer an IOTLB miss (nothing to do until then). */
     public final boolean awaitingTranslation() {
-        return iotlb != null && missGeneration == iotlb.generation();
+        // Bounded: a guest whose IOMMU never maps the address must not hold its peer's frames forever.
+        return iotlb != null && waiting && System.nanoTime() - waitingSinceNanos < MAX_TRANSLATION_WAIT_NANOS;
+    }
+
+    /** A chain was taken: whatever translation this queue waited for has arrived. */
+    protected final void walked() {
+        waiting = false;
     }
 
     /** Host address of a ring: front-end virtual address, or IOVA through the IOTLB ({@link #RING_MISS}). */
@@ -189,7 +204,18 @@ public abstract class Virtqueue {
     }
 
     protected final void requestTranslation(final long iova, final int perm) {
+        final long now = System.nanoTime();
+        if (!waiting) {
+            waiting = true; // until a walk gets through (see walked())
+            waitingSinceNanos = now;
+        }
         missGeneration = iotlb.generation();
+        final long page = iova & ~4095L;
+        if (page == lastMissPage && now - lastMissNanos < MISS_REPEAT_NANOS) {
+            return; // asked already; every IOTLB update re-tries the walk, don't flood the front-end
+        }
+        lastMissPage = page;
+        lastMissNanos = now;
         if (missSink != null) {
             missSink.miss(iova, perm);
         }
