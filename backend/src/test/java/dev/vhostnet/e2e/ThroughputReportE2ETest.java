@@ -32,7 +32,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * <p>Figures, not assertions: under TCG on a shared 2-core host they measure the emulator as much
  * as the back-end. Only the byte count is checked (and a 1 MiB md5 transfer before the timed one).
  */
-@Tag("e2e")
+@Tag("report")
 class ThroughputReportE2ETest {
     private static final List<String> ROWS = Collections.synchronizedList(new ArrayList<>());
     private static final String HEADER = String.format("%-7s %-11s %4s %-20s %7s %7s %7s %9s %9s %8s %5s %5s",

@@ -88,6 +88,14 @@ class BackendCrashTest {
                     while (!(midBurst = transmitsInflight(a, b)) && System.nanoTime() < giveUp) {
                         Thread.onSpinWait();
                     }
+                    if (midBurst) {
+                        // Freeze the back-end, then look again: a burst lasts microseconds, a signal takes longer.
+                        signal(backend, "STOP");
+                        midBurst = transmitsInflight(a, b);
+                        if (!midBurst) {
+                            signal(backend, "CONT");
+                        }
+                    }
                 }
                 backend.destroyForcibly();
                 assertTrue(backend.waitFor(10, TimeUnit.SECONDS), "back-end did not die");
@@ -211,5 +219,11 @@ class BackendCrashTest {
 
     private static String ms(final long since) {
         return (System.nanoTime() - since) / 1_000_000 + " ms";
+    }
+
+    /** Send SIGSTOP / SIGCONT (no Java API for those) and wait until kill(1) has delivered it. */
+    private static void signal(final Process process, final String name) throws IOException, InterruptedException {
+        final Process kill = new ProcessBuilder("kill", "-" + name, Long.toString(process.pid())).inheritIO().start();
+        assertTrue(kill.waitFor(10, TimeUnit.SECONDS) && kill.exitValue() == 0, "kill -" + name);
     }
 }
