@@ -79,10 +79,15 @@ class FdExhaustionTest {
                 () -> !backend.isAlive() || Files.exists(a) && Files.exists(b), backend::tail);
             assertTrue(backend.isAlive(), "back-end started: " + backend.tail());
             final long pid = backend.pid();
-            final Resources idle = Resources.of(pid);
+            final Resources fresh = Resources.of(pid);
             // Warm-up: a full session on each port, so that what the first one loads or opens lazily is in place.
             forwardBothWays(a, b, 1);
-            awaitIdle(pid, idle, "the warm-up sessions");
+            Await.until("the warm-up sessions released", Duration.ofSeconds(5), () -> {
+                final Resources r = Resources.of(pid);
+                return r.sockets() <= fresh.sockets() && r.eventfds() <= fresh.eventfds() && r.memfds() == 0
+                    && r.mappings() == 0;
+            }, () -> Resources.of(pid).toString());
+            final Resources idle = Resources.of(pid);
             final long idleFds = Resources.openFds(pid);
             final long limit = idleFds + HEADROOM;
             setOpenFileLimit(pid, limit);
@@ -102,15 +107,21 @@ class FdExhaustionTest {
                 assertEquals(idle.eventfds() + 4, Resources.of(pid).eventfds(), "A's eventfds held by the back-end");
 
                 // B: regions until the back-end cannot take the next fd.
+                final boolean closed;
                 try (Session sb = Session.negotiated(b)) {
-                    bRegions = fillUntilClosed(sb);
+                    final int[] regions = {0};
+                    closed = fillUntilLimit(sb, regions);
+                    bRegions = regions[0];
                 }
-                System.out.printf("B added %d regions before the back-end closed its connection%n", bRegions);
+                System.out.printf("B added %d regions before the back-end %s%n", bRegions,
+                    closed ? "closed its connection" : "refused the next one");
                 assertTrue(bRegions < NetDeviceConfig.MAX_MEM_SLOTS, "B was stopped by the fd limit, not by the "
                     + NetDeviceConfig.MAX_MEM_SLOTS + " memory slots (" + bRegions + " regions)");
                 assertTrue(bRegions > 0, "B got some regions in before the limit");
-                Await.until("one WARNING naming b.sock and the fd limit", Duration.ofSeconds(5),
-                    () -> warnings(out, b) == 1, () -> String.join("\n", out));
+                Await.until("one WARNING naming b.sock and what happened", Duration.ofSeconds(5),
+                    () -> closed ? warnings(out, b) == 1 : out.stream().anyMatch(l -> l.contains("WARNING")
+                        && l.contains(b + ": rejected ADD_MEM_REG: ADD_MEM_REG carries 0 fds")),
+                    () -> String.join("\n", out));
                 // What B made the back-end hold is released; A's connection is still served and keeps its share.
                 Await.until("B's fds released", Duration.ofSeconds(5),
                     () -> Resources.of(pid).memfds() == A_REGIONS, () -> Resources.of(pid).toString());
@@ -151,20 +162,27 @@ class FdExhaustionTest {
     }
 
     /**
-     * ADD_MEM_REG until the back-end closes the connection; returns the regions it accepted. Every one must be
-     * accepted (ack 0) until then.
+     * ADD_MEM_REG until the back-end closes the connection (returns true) or refuses the region (false: the
+     * connection is still served); {@code regions[0]} is set to the regions accepted before. Closed is what
+     * happens: the received fd takes the last free slot and the back-end's dup of it fails. Refused would mean
+     * the kernel found no slot at all for the fd and dropped it (the message arrives without it), which the
+     * JVM's own short-lived fds (it reads cgroup files now and then) can cause in a narrow window.
      */
-    private static int fillUntilClosed(final Session s) throws IOException {
+    private static boolean fillUntilLimit(final Session s, final int[] regions) throws IOException {
         final int windows = (int) (s.memory.size() / WINDOW);
         for (int i = 0; i < windows; i++) {
+            regions[0] = i;
             final long ack;
             try {
                 ack = addRegion(s, i);
             } catch (final IOException e) {
                 s.closed("an fd the back-end has no room for"); // closed, not just slow to answer
-                return i;
+                return true;
             }
-            assertEquals(0, ack, "region " + i + " of B refused instead of the connection closed");
+            if (ack != 0) {
+                assertTrue(s.alive(), "connection still served after a refused region");
+                return false;
+            }
         }
         throw new AssertionError("B added all " + windows + " regions: the fd limit was never reached");
     }

@@ -20,10 +20,32 @@ record Resources(long sockets, long eventfds, long memfds, long mappings, long t
         return of(Path.of("/proc/self"), Thread.activeCount());
     }
 
-    /** Another process's (a back-end in a child JVM): threads are its OS threads. */
+    /**
+     * Another process's (a back-end in a child JVM): threads are its OS threads but the JIT compiler's, which
+     * the JVM starts and stops as its compile queue grows and shrinks.
+     */
     static Resources of(final long pid) {
         final Path proc = Path.of("/proc/" + pid);
-        return of(proc, count(proc.resolve("task")));
+        long threads = 0;
+        try (Stream<Path> tasks = Files.list(proc.resolve("task"))) {
+            for (final Path task : (Iterable<Path>) tasks::iterator) {
+                final String name = comm(task);
+                if (!name.startsWith("C1 CompilerThre") && !name.startsWith("C2 CompilerThre")) {
+                    threads++;
+                }
+            }
+        } catch (final IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return of(proc, threads);
+    }
+
+    private static String comm(final Path task) {
+        try {
+            return Files.readString(task.resolve("comm")).trim();
+        } catch (final IOException e) {
+            return ""; // the thread ended meanwhile
+        }
     }
 
     /** All open fds of process {@code pid}, whatever they are. */
