@@ -42,9 +42,10 @@ class HostileThenDpdkE2ETest {
     private static final Duration FLOW = Duration.ofSeconds(5);
     /**
      * Per direction. Low against the Mpps the back-end forwards when it has a core of its own, because here it
-     * shares the test JVM and a busy two-core machine; far above the 64 packets --tx-first injects.
+     * shares the test JVM with the attacks' leftovers and a busy two-core machine (0.005 to 0.3 Mpps seen at load
+     * averages of 8 to 12); still far above the 64 packets --tx-first injects, so each circulated many times.
      */
-    private static final long MIN_PACKETS = 20_000;
+    private static final long MIN_PACKETS = 1_000;
 
     @TempDir
     Path dir;
