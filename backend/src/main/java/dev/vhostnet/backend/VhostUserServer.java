@@ -3,6 +3,7 @@ package dev.vhostnet.backend;
 import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.dataplane.sys.FileDescriptors;
+import dev.vhostnet.dataplane.sys.NativeException;
 import org.newsclub.net.unix.AFUNIXServerSocket;
 import org.newsclub.net.unix.AFUNIXSocket;
 import org.newsclub.net.unix.AFUNIXSocketAddress;
@@ -22,6 +23,8 @@ import java.util.logging.Logger;
  */
 public final class VhostUserServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(VhostUserServer.class.getName());
+    private static final int ENFILE = 23;
+    private static final int EMFILE = 24;
 
     private final VirtioNetPort port;
     private final Dataplane dataplane;
@@ -145,6 +148,15 @@ public final class VhostUserServer implements AutoCloseable {
         } catch (final IOException e) {
             if (!closing) {
                 LOG.info(port.name() + ": connection ended: " + e.getMessage());
+            }
+        } catch (final NativeException e) {
+            if (e.errno() != EMFILE && e.errno() != ENFILE) {
+                LOG.log(Level.SEVERE, port.name() + ": connection failed", e);
+            } else if (!closing) {
+                // Out of fds (ulimit -n, or the system's limit): the connection that needed one more is closed,
+                // which releases what it held; the next front-end is served as usual.
+                LOG.warning(port.name() + ": " + e.getMessage() + ": the process is out of file descriptors"
+                    + (e.errno() == EMFILE ? " (ulimit -n)" : " (system-wide limit)") + "; closing the connection");
             }
         } catch (final RuntimeException | Error e) {
             // Whatever one front-end made us trip over ends its connection, not the server.

@@ -55,6 +55,7 @@ final class Arena implements AutoCloseable {
     };
     private int seed;
     private Resources baseline;
+    private boolean bReleased;
 
     Arena(final Path dir) throws IOException {
         previousLevel = dataplaneLog.getLevel();
@@ -93,6 +94,25 @@ final class Arena implements AutoCloseable {
     void awaitPortStopped(final int port) {
         Await.until("port " + port + " stopped (its front-end gone)",
             () -> !backend.queue(port, 0).isStarted() && !backend.queue(port, 1).isStarted());
+    }
+
+    /**
+     * Disconnect port B's long-lived front-end and wait until both ports are idle, so that another front-end
+     * (a DPDK virtio_user pair) can take both sockets of this same back-end. {@link #assertHealthy} needs B
+     * and must not be called afterwards.
+     */
+    void releaseB() throws IOException {
+        if (!bReleased) {
+            bReleased = true;
+            b.close();
+        }
+        awaitPortStopped(PORT_A);
+        awaitPortStopped(PORT_B);
+    }
+
+    /** No more sockets, eventfds, memfds, mappings or threads than after the warm-up (B's session included). */
+    void assertNoLeaks(final String after) {
+        baseline.awaitNoMoreThan(after);
     }
 
     /** Broken-queue lines the dataplane logged so far. */
@@ -158,7 +178,9 @@ final class Arena implements AutoCloseable {
     @Override
     public void close() throws IOException {
         try {
-            b.close();
+            if (!bReleased) {
+                b.close();
+            }
         } finally {
             backend.close();
             dataplaneLog.removeHandler(capture);

@@ -22,7 +22,9 @@ import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 
 import static dev.vhostnet.frontend.VhostUserFrontend.u64;
@@ -62,12 +64,29 @@ final class HostileCases {
 
     static List<Case> all() {
         final List<Case> cases = new ArrayList<>();
-        headers(cases);
-        fds(cases);
-        memoryTables(cases);
-        vringSetup(cases);
-        liveDescriptors(cases);
-        faults(cases);
+        byCategory().values().forEach(cases::addAll);
+        return Collections.unmodifiableList(cases);
+    }
+
+    /**
+     * The cases by category, in the order {@link #all} runs them: message framing and headers, fds, memory
+     * tables, vring setup, live descriptor abuse, and faults around live traffic (memfd truncation, departures
+     * mid-traffic, connect/disconnect floods, reset storms).
+     */
+    static Map<String, List<Case>> byCategory() {
+        final Map<String, List<Case>> categories = new LinkedHashMap<>();
+        categories.put("headers", category(HostileCases::headers));
+        categories.put("fds", category(HostileCases::fds));
+        categories.put("memory tables", category(HostileCases::memoryTables));
+        categories.put("vring setup", category(HostileCases::vringSetup));
+        categories.put("live descriptors", category(HostileCases::liveDescriptors));
+        categories.put("faults (truncation, departures, disconnect floods)", category(HostileCases::faults));
+        return Collections.unmodifiableMap(categories);
+    }
+
+    private static List<Case> category(final java.util.function.Consumer<List<Case>> adder) {
+        final List<Case> cases = new ArrayList<>();
+        adder.accept(cases);
         return Collections.unmodifiableList(cases);
     }
 

@@ -17,10 +17,55 @@ import java.util.stream.Stream;
 record Resources(long sockets, long eventfds, long memfds, long mappings, long threads) {
 
     static Resources now() {
+        return of(Path.of("/proc/self"), Thread.activeCount());
+    }
+
+    /**
+     * Another process's (a back-end in a child JVM): threads are its OS threads but the JIT compiler's, which
+     * the JVM starts and stops as its compile queue grows and shrinks.
+     */
+    static Resources of(final long pid) {
+        final Path proc = Path.of("/proc/" + pid);
+        long threads = 0;
+        try (Stream<Path> tasks = Files.list(proc.resolve("task"))) {
+            for (final Path task : (Iterable<Path>) tasks::iterator) {
+                final String name = comm(task);
+                if (!name.startsWith("C1 CompilerThre") && !name.startsWith("C2 CompilerThre")) {
+                    threads++;
+                }
+            }
+        } catch (final IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return of(proc, threads);
+    }
+
+    private static String comm(final Path task) {
+        try {
+            return Files.readString(task.resolve("comm")).trim();
+        } catch (final IOException e) {
+            return ""; // the thread ended meanwhile
+        }
+    }
+
+    /** All open fds of process {@code pid}, whatever they are. */
+    static long openFds(final long pid) {
+        return count(Path.of("/proc/" + pid + "/fd"));
+    }
+
+    private static long count(final Path dir) {
+        try (Stream<Path> entries = Files.list(dir)) {
+            return entries.count();
+        } catch (final IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static Resources of(final Path proc, final long threads) {
         long sockets = 0;
         long eventfds = 0;
         long memfds = 0;
-        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
+        try (Stream<Path> fds = Files.list(proc.resolve("fd"))) {
             for (final Path fd : (Iterable<Path>) fds::iterator) {
                 final String target = target(fd);
                 if (target.startsWith("socket:")) {
@@ -35,12 +80,12 @@ record Resources(long sockets, long eventfds, long memfds, long mappings, long t
             throw new UncheckedIOException(e);
         }
         final long mappings;
-        try (Stream<String> lines = Files.lines(Path.of("/proc/self/maps"))) {
+        try (Stream<String> lines = Files.lines(proc.resolve("maps"))) {
             mappings = lines.filter(l -> l.contains("/memfd:")).count();
         } catch (final IOException e) {
             throw new UncheckedIOException(e);
         }
-        return new Resources(sockets, eventfds, memfds, mappings, Thread.activeCount());
+        return new Resources(sockets, eventfds, memfds, mappings, threads);
     }
 
     private static String target(final Path fd) {

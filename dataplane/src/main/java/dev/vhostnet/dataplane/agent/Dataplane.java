@@ -2,9 +2,8 @@ package dev.vhostnet.dataplane.agent;
 
 import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.dataplane.sys.EventFd;
-import dev.vhostnet.dataplane.virtq.QueueError;
+import dev.vhostnet.dataplane.virtq.QueueCounters;
 
-import java.util.Arrays;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 import java.util.logging.Logger;
@@ -27,7 +26,8 @@ public final class Dataplane implements AutoCloseable {
     private final VirtioNetPort[] peers;
     private final DataplaneWorker[] workers;
     private final Object commandLock = new Object();
-    private final QueueError[] reportedErrors;
+    /** Per queue: breakages already logged (QueueCounters#breaks). */
+    private final long[] reportedBreaks;
     private final int slotsPerPort;
     private volatile boolean pauseRequested;
     private volatile boolean started;
@@ -55,8 +55,7 @@ public final class Dataplane implements AutoCloseable {
             slots = Math.max(slots, p.queueCount());
         }
         this.slotsPerPort = slots;
-        this.reportedErrors = new QueueError[ports.length * slots];
-        Arrays.fill(reportedErrors, QueueError.NONE);
+        this.reportedBreaks = new long[ports.length * slots];
         workers = new DataplaneWorker[threads];
         for (int i = 0; i < threads; i++) {
             final int cpu = cpus.length == 0 ? -1 : cpus[i % cpus.length];
@@ -178,14 +177,15 @@ public final class Dataplane implements AutoCloseable {
     void reportBrokenQueues() {
         for (int p = 0; p < ports.length; p++) {
             for (int q = 0; q < ports[p].queueCount(); q++) {
-                final QueueError e = ports[p].queue(q).error();
+                // Compared by count, not by the current error: a queue reset and broken again with the same
+                // error between two looks must be logged again.
+                final QueueCounters counters = ports[p].queue(q).counters();
+                final long breaks = counters.breaks();
                 final int slot = p * slotsPerPort + q;
-                if (e != reportedErrors[slot]) {
-                    reportedErrors[slot] = e;
-                    if (e != QueueError.NONE) {
-                        LOG.warning(ports[p].name() + " queue " + q + " broken: " + e.description()
-                            + "; it stays stopped until the front-end sets it up again");
-                    }
+                if (breaks != reportedBreaks[slot]) {
+                    reportedBreaks[slot] = breaks;
+                    LOG.warning(ports[p].name() + " queue " + q + " broken: " + counters.lastBreak().description()
+                        + "; it stays stopped until the front-end sets it up again");
                 }
             }
         }

@@ -98,17 +98,18 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         int errors = 0;
         int done = 0;
         Throwable fault = null;
-        // A chain popped and not yet completed. A fault in guest memory can surface asynchronously anywhere
-        // (HotSpot raises SIGBUS errors at its next check), so whatever was popped is completed and published
-        // in the finally block: the sender never loses a buffer because of someone else's memory.
-        boolean holding = false;
+        // A fault in guest memory can surface asynchronously anywhere (HotSpot raises SIGBUS errors at its next
+        // check), also between pop() and the bookkeeping after it, so no flag here can tell whether the chain in
+        // hand was popped or completed. If anything escapes this burst, nothing of it is published: the worker's
+        // contain() rewinds the queue to its last published position (Virtqueue#recoverAfterFault) and the
+        // burst's chains are taken again. The sender never loses a buffer because of someone else's memory.
+        boolean burstDone = false;
         try {
             while (done < BURST && tx.available() > 0) {
                 final long txMark = tx.mark();
                 if (!tx.pop(txChain)) {
                     break; // queue broken (the control plane reports it) or waiting for an IOTLB translation
                 }
-                holding = true;
                 done++;
                 final long frameLen = txChain.readBytes() - srcHeader;
                 if (frameLen <= 0 || frameLen > MAX_FRAME || txChain.writeCount() > 0) {
@@ -132,7 +133,6 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                         // The receiver's buffers are waiting for IOTLB translations: leave this frame in the sender's
                         // ring (backpressure) instead of dropping it, and retry once the front-end has answered.
                         tx.rewind(txMark);
-                        holding = false;
                         done--;
                         break;
                     }
@@ -146,16 +146,15 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                     }
                 }
                 tx.addUsed(txChain, 0);
-                holding = false;
                 if (fault != null) {
                     break;
                 }
             }
+            burstDone = true;
         } finally {
-            if (holding) {
-                tx.addUsed(txChain, 0);
+            if (burstDone) {
+                tx.publishUsed();
             }
-            tx.publishUsed();
         }
         txCounters.add(QueueCounters.PACKETS, done - drops);
         txCounters.add(QueueCounters.BYTES, txBytes);

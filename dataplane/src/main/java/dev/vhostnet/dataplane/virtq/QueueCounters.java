@@ -21,11 +21,33 @@ public final class QueueCounters {
     private static final int STRIDE = 64;
 
     private final AtomicBuffer values = new UnsafeBuffer(BufferUtil.allocateDirectAligned(COUNT * STRIDE, 64));
+    /** Times a queue with these counters broke, and the last reason; written by whoever fails the queue. */
+    private volatile long breaks;
+    private volatile QueueError lastBreak = QueueError.NONE;
 
     /** Single-writer increment: plain read, ordered (release) write. Dataplane thread only. */
     public void add(final int counter, final long delta) {
         final int at = counter * STRIDE;
         values.putLongOrdered(at, values.getLong(at) + delta);
+    }
+
+    /**
+     * Record that the queue broke (one writer at a time: the queue's dataplane thread, or the control plane while
+     * the dataplane is parked). Lets the reporter log every breakage, also one that a reset and a new breakage
+     * with the same error followed before it looked.
+     */
+    public void noteBreak(final QueueError why) {
+        lastBreak = why;
+        breaks = breaks + 1;
+    }
+
+    public long breaks() {
+        return breaks;
+    }
+
+    /** The reason of the latest breakage (read after {@link #breaks}). */
+    public QueueError lastBreak() {
+        return lastBreak;
     }
 
     public long get(final int counter) {

@@ -369,6 +369,7 @@ public abstract class Virtqueue {
         if (error == QueueError.NONE) {
             error = why;
             counters.add(QueueCounters.ERRORS, 1);
+            counters.noteBreak(why);
             if (err != null) {
                 err.signal();
             }
