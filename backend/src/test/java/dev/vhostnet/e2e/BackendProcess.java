@@ -30,6 +30,15 @@ public final class BackendProcess implements PeerModeBackend {
      */
     public static BackendProcess start(Path socketDir, Path logDir, List<String> jvmArgs, List<String> extraArgs)
             throws IOException, InterruptedException {
+        return start(socketDir, logDir, "backend.log", jvmArgs, extraArgs);
+    }
+
+    /**
+     * As {@link #start(Path, Path, List, List)}, logging to {@code logDir/logName}: for tests that
+     * start several back-ends in turn on the same sockets (a restart after a crash).
+     */
+    public static BackendProcess start(Path socketDir, Path logDir, String logName, List<String> jvmArgs,
+                                       List<String> extraArgs) throws IOException, InterruptedException {
         Path a = socketDir.resolve("peer-a.sock");
         Path b = socketDir.resolve("peer-b.sock");
         List<String> cmd = new ArrayList<>();
@@ -41,7 +50,7 @@ public final class BackendProcess implements PeerModeBackend {
         cmd.addAll(List.of("--socket-path", a.toString(), "--peer-socket-path", b.toString()));
         cmd.addAll(extraArgs);
 
-        ChildProcess process = ChildProcess.start("backend", cmd, logDir.resolve("backend.log"));
+        ChildProcess process = ChildProcess.start("backend", cmd, logDir.resolve(logName));
         try {
             SocketFiles.awaitAll(List.of(a, b), process, STARTUP_TIMEOUT);
         } catch (IOException | InterruptedException | RuntimeException e) {
@@ -72,6 +81,23 @@ public final class BackendProcess implements PeerModeBackend {
     @Override
     public Path logFile() {
         return process.console().file();
+    }
+
+    /** The back-end's output, for waiting on its log lines. */
+    public ConsoleLog console() {
+        return process.console();
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    /**
+     * SIGKILL: the back-end dies as in a crash, leaving its socket files and its front-ends'
+     * connections to the kernel. Returns once it is gone (bounded wait; true if it is).
+     */
+    public boolean killNow(Duration timeout) throws InterruptedException {
+        return process.killNow(timeout);
     }
 
     @Override
