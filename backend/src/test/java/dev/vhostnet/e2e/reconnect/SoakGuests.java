@@ -48,7 +48,12 @@ public final class SoakGuests {
      * guest kernel's timer check may wrongly conclude that the IO-APIC timer is broken and panic.
      */
     public static QemuGuest.Extras extras(List<String> moreQemuArgs) {
-        return new QemuGuest.Extras(List.of("no_timer_check", "e2e.mode=soak", "e2e.every=2"),
+        return extras(2, moreQemuArgs);
+    }
+
+    /** As {@link #extras(List)}, with the sender pausing {@code everySeconds} between rounds (0: none). */
+    public static QemuGuest.Extras extras(int everySeconds, List<String> moreQemuArgs) {
+        return new QemuGuest.Extras(List.of("no_timer_check", "e2e.mode=soak", "e2e.every=" + everySeconds),
                 List.of("reconnect=1"), moreQemuArgs);
     }
 
