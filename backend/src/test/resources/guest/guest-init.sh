@@ -79,6 +79,49 @@ tput_port=$((port + 100))
 # From here on keep kernel chatter off the console so marker lines stay whole.
 dmesg -n 1
 
+# e2e.mode=soak (reconnection and migration tests) replaces the one-shot scenario below: the
+# guests never stop by themselves. Both ping each other once a second, forever, printing
+# "PONG=<replies> lost=<misses>" per reply; the receiver serves every connection on $port
+# (RECV_MD5=<md5> bytes=<n>, md5 sent back); the sender pushes the payload every e2e.every
+# seconds (default 3): "XFER_BEGIN=<round>", then "XFER_OK=<round>:<receiver's md5>" or
+# "XFER_RETRY=<round>" when that round got no answer (e.g. the back-end was away too long).
+case " $(cat /proc/cmdline) " in *" e2e.mode=soak "*)
+    every=$(sed -n 's/.* e2e\.every=\([0-9]*\).*/\1/p' /proc/cmdline); every=${every:-3}
+    (
+        n=0 lost=0
+        while true; do
+            if ping -c 1 -W 1 "$peer" > /dev/null 2>&1; then
+                n=$((n + 1)); mark "PONG=$n lost=$lost"; sleep 1
+            else
+                lost=$((lost + 1))
+            fi
+        done
+    ) &
+    if [ "$role" = receiver ]; then
+        cat > /bin/e2e-soak-recv <<'EOS'
+#!/bin/sh
+cat > /tmp/recv.bin
+sum=$(md5sum < /tmp/recv.bin | cut -d' ' -f1)
+echo "E2E:RECV_MD5=$sum bytes=$(wc -c < /tmp/recv.bin)" > /dev/console
+echo "$sum"
+EOS
+        chmod +x /bin/e2e-soak-recv
+        while true; do nc -l -p "$port" -e /bin/e2e-soak-recv < /dev/null; done
+    fi
+    dd if=/dev/urandom of=/tmp/payload.bin bs=1048576 count="$mib" 2> /dev/null || fail "payload"
+    mark "SENT_BYTES=$(wc -c < /tmp/payload.bin)"
+    mark "SENT_MD5=$(md5sum < /tmp/payload.bin | cut -d' ' -f1)"
+    round=0
+    while true; do
+        round=$((round + 1))
+        mark "XFER_BEGIN=$round"
+        rm -f /tmp/ack
+        timeout 120 nc -w 10 "$peer" "$port" < /tmp/payload.bin > /tmp/ack 2> /dev/null
+        if [ -s /tmp/ack ]; then mark "XFER_OK=$round:$(cat /tmp/ack)"; else mark "XFER_RETRY=$round"; fi
+        sleep "$every"
+    done ;;
+esac
+
 # Ping until the peer answers: the two guests boot at different times.
 ping_peer() {
     deadline=$(( $(cut -d. -f1 /proc/uptime) + wait_s ))

@@ -465,7 +465,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
                     throw new ProtocolException("device status 0x" + Long.toHexString(value) + " exceeds 8 bits");
                 }
                 if (value == 0) {
-                    resetDevice();
+                    resetKeepingRingPositions();
                 }
                 status = (int) value;
                 return false;
@@ -654,6 +654,25 @@ public final class VhostUserNetHandler implements AutoCloseable {
     }
 
     /** Stop every ring and forget the negotiated device state (RESET_DEVICE, RESET_OWNER, SET_STATUS 0). */
+    /**
+     * SET_STATUS(0): a device reset, except that each ring's position survives for GET_VRING_BASE. QEMU 7.2's
+     * vhost_dev_stop sends SET_STATUS(0) first and only then GET_VRING_BASE for every ring, and saves the
+     * answers as the queues' last_avail_idx (for a later restart, VM resume or the migration stream): losing
+     * them there makes the destination refuse the device state ("Guest index ... inconsistent with Host
+     * index 0x0") and a paused VM resume on stale rings. A ring started afterwards gets its base from
+     * SET_VRING_BASE as always.
+     */
+    private void resetKeepingRingPositions() {
+        final int[] bases = new int[vrings.length];
+        for (int i = 0; i < vrings.length; i++) {
+            bases[i] = stopVring(i);
+        }
+        resetDevice();
+        for (int i = 0; i < vrings.length; i++) {
+            vrings[i].base = bases[i];
+        }
+    }
+
     private void resetDevice() {
         final List<EventFd> toClose = new ArrayList<>();
         dataplane.run(() -> {

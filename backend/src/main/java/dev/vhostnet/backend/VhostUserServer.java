@@ -33,6 +33,8 @@ public final class VhostUserServer implements AutoCloseable {
     private final AFUNIXServerSocket listener;
     private final AFUNIXSocket preConnected;
     private final Thread thread;
+    /** Identity (device, inode) of the socket file we bound, or null: close() removes only that file. */
+    private volatile Object socketFileKey;
     private volatile boolean closing;
     private volatile AFUNIXSocket current;
     private final Runnable onFinished;
@@ -60,8 +62,11 @@ public final class VhostUserServer implements AutoCloseable {
             Files.delete(path);
         }
         final AFUNIXServerSocket server = AFUNIXServerSocket.newInstance();
+        server.setDeleteOnClose(false); // close() removes the file, but only if it is still ours
         server.bind(AFUNIXSocketAddress.of(path.toFile()), 1);
-        return new VhostUserServer(port, dataplane, config, path, server, null, onFinished);
+        final VhostUserServer result = new VhostUserServer(port, dataplane, config, path, server, null, onFinished);
+        result.socketFileKey = fileKey(path);
+        return result;
     }
 
     /** Serve on an inherited socket fd (listening or connected). */
@@ -75,6 +80,15 @@ public final class VhostUserServer implements AutoCloseable {
             return new VhostUserServer(port, dataplane, config, null, cast.as(AFUNIXServerSocket.class), null, onFinished);
         }
         return new VhostUserServer(port, dataplane, config, null, null, cast.as(AFUNIXSocket.class), onFinished);
+    }
+
+    private static Object fileKey(final Path path) {
+        try {
+            return Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class,
+                java.nio.file.LinkOption.NOFOLLOW_LINKS).fileKey();
+        } catch (final IOException e) {
+            return null;
+        }
     }
 
     private static String fileType(final Path path) {
@@ -201,7 +215,10 @@ public final class VhostUserServer implements AutoCloseable {
         } catch (final InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (socketPath != null) {
+        // Another back-end may have taken the path over (replacing our stale-looking file, e.g. for a
+        // hand-over or a live migration): its socket is not ours to remove.
+        final Object key = socketFileKey;
+        if (socketPath != null && (key == null || key.equals(fileKey(socketPath)))) {
             try {
                 Files.deleteIfExists(socketPath);
             } catch (final IOException e) {

@@ -30,8 +30,26 @@ public final class BackendProcess implements PeerModeBackend {
      */
     public static BackendProcess start(Path socketDir, Path logDir, List<String> jvmArgs, List<String> extraArgs)
             throws IOException, InterruptedException {
-        Path a = socketDir.resolve("peer-a.sock");
-        Path b = socketDir.resolve("peer-b.sock");
+        return start(socketDir, logDir, "backend.log", jvmArgs, extraArgs);
+    }
+
+    /**
+     * As {@link #start(Path, Path, List, List)}, logging to {@code logDir/logName}: for tests that
+     * start several back-ends in turn on the same sockets (a restart after a crash).
+     */
+    public static BackendProcess start(Path socketDir, Path logDir, String logName, List<String> jvmArgs,
+                                       List<String> extraArgs) throws IOException, InterruptedException {
+        return start(socketDir.resolve("peer-a.sock"), socketDir.resolve("peer-b.sock"), logDir.resolve(logName),
+                jvmArgs, extraArgs);
+    }
+
+    /**
+     * Starts the back-end on explicit socket paths {@code a} and {@code b}, logging to
+     * {@code logFile}. A path may belong to another running back-end: this one takes it over (its
+     * listener replaces the socket file; the other keeps its connected front-end).
+     */
+    public static BackendProcess start(Path a, Path b, Path logFile, List<String> jvmArgs, List<String> extraArgs)
+            throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(jvmArgs);
@@ -41,7 +59,7 @@ public final class BackendProcess implements PeerModeBackend {
         cmd.addAll(List.of("--socket-path", a.toString(), "--peer-socket-path", b.toString()));
         cmd.addAll(extraArgs);
 
-        ChildProcess process = ChildProcess.start("backend", cmd, logDir.resolve("backend.log"));
+        ChildProcess process = ChildProcess.start("backend", cmd, logFile);
         try {
             SocketFiles.awaitAll(List.of(a, b), process, STARTUP_TIMEOUT);
         } catch (IOException | InterruptedException | RuntimeException e) {
@@ -81,6 +99,23 @@ public final class BackendProcess implements PeerModeBackend {
     public BackendStats stopAndReadStats() throws IOException {
         process.close();
         return BackendStats.parse(logFile());
+    }
+
+    /** The back-end's output, for waiting on its log lines. */
+    public ConsoleLog console() {
+        return process.console();
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    /**
+     * SIGKILL: the back-end dies as in a crash, leaving its socket files and its front-ends'
+     * connections to the kernel. Returns once it is gone (bounded wait; true if it is).
+     */
+    public boolean killNow(Duration timeout) throws InterruptedException {
+        return process.killNow(timeout);
     }
 
     @Override

@@ -103,6 +103,21 @@ public final class ChildProcess implements AutoCloseable {
                 (System.nanoTime() - start) / 1_000_000);
     }
 
+    /**
+     * SIGKILL at once: no shutdown hook, no cleanup, as if the process had crashed. Waits (bounded)
+     * for the exit; true if the process is gone.
+     */
+    public boolean killNow(Duration timeout) throws InterruptedException {
+        if (!LIVE.remove(this)) {
+            return !process.isAlive();
+        }
+        process.destroyForcibly();
+        boolean gone = process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        console.drain(Duration.ofSeconds(2));
+        System.out.printf("e2e: %s killed by SIGKILL (exited: %s)%n", this, gone);
+        return gone;
+    }
+
     @Override
     public void close() {
         kill(Duration.ofSeconds(10));

@@ -66,8 +66,11 @@ public final class ConsoleLog {
         return file;
     }
 
-    /** A line that matched, with the System.nanoTime() at which it was read. */
-    public record Hit(Matcher matcher, long nanoTime) {
+    /**
+     * A line that matched, with the System.nanoTime() at which it was read and its index (the
+     * value of {@link #lineCount()} just before it arrived).
+     */
+    public record Hit(Matcher matcher, long nanoTime, int line) {
     }
 
     /**
@@ -76,15 +79,23 @@ public final class ConsoleLog {
      * ends, and after {@code timeout}.
      */
     public Hit await(Pattern wanted, Pattern fatal, Duration timeout) throws InterruptedException {
+        return await(wanted, fatal, timeout, 0);
+    }
+
+    /**
+     * Like {@link #await(Pattern, Pattern, Duration)}, but only lines from index {@code fromLine} on
+     * count (see {@link #lineCount()}): for "a new marker since X".
+     */
+    public Hit await(Pattern wanted, Pattern fatal, Duration timeout, int fromLine) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
-        int scanned = 0;
+        int scanned = fromLine;
         synchronized (this) {
             while (true) {
                 for (; scanned < lines.size(); scanned++) {
                     String line = lines.get(scanned);
                     Matcher m = wanted.matcher(line);
                     if (m.find()) {
-                        return new Hit(m, arrivals.get(scanned));
+                        return new Hit(m, arrivals.get(scanned), scanned);
                     }
                     if (fatal != null && fatal.matcher(line).find()) {
                         throw new ConsoleWaitException("waiting for /" + wanted + "/ in " + file
@@ -101,6 +112,11 @@ public final class ConsoleLog {
                 wait(Math.max(1, left / 1_000_000));
             }
         }
+    }
+
+    /** Lines read so far; a later {@code await(..., fromLine)} with this value sees only newer lines. */
+    public synchronized int lineCount() {
+        return lines.size();
     }
 
     /** The first line matching {@code pattern} seen so far, without waiting. */

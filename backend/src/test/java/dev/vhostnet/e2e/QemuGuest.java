@@ -38,6 +38,49 @@ public final class QemuGuest implements AutoCloseable {
         return new QemuGuest(config, ChildProcess.start("qemu-" + config.name(), command(image, config), log), start);
     }
 
+    /**
+     * Optional additions to the command line built from a {@link GuestConfig}, for tests that need
+     * more than the standard scenario (reconnection, migration).
+     *
+     * @param kernelArgs   appended to the kernel command line (e.g. "no_timer_check", "e2e.mode=soak")
+     * @param chardevProps appended to the vhost-user chardev (e.g. "reconnect=1")
+     * @param qemuArgs     appended to QEMU's arguments (e.g. "-qmp", "-incoming")
+     */
+    public record Extras(List<String> kernelArgs, List<String> chardevProps, List<String> qemuArgs) {
+        public static final Extras NONE = new Extras(List.of(), List.of(), List.of());
+
+        public Extras {
+            kernelArgs = List.copyOf(kernelArgs);
+            chardevProps = List.copyOf(chardevProps);
+            qemuArgs = List.copyOf(qemuArgs);
+        }
+    }
+
+    /** Boots the guest with {@code extras} added to its command line; see {@link #boot(GuestImage, GuestConfig, Path)}. */
+    public static QemuGuest boot(GuestImage image, GuestConfig config, Path logDir, Extras extras) throws IOException {
+        Path log = logDir.resolve("guest-" + config.name() + ".log");
+        long start = System.nanoTime();
+        return new QemuGuest(config,
+                ChildProcess.start("qemu-" + config.name(), command(image, config, extras), log), start);
+    }
+
+    static List<String> command(GuestImage image, GuestConfig c, Extras x) {
+        List<String> cmd = command(image, c);
+        if (!x.kernelArgs().isEmpty()) {
+            int i = cmd.indexOf("-append") + 1;
+            cmd.set(i, cmd.get(i) + " " + String.join(" ", x.kernelArgs()));
+        }
+        if (!x.chardevProps().isEmpty()) {
+            for (int i = 0; i < cmd.size(); i++) {
+                if (cmd.get(i).startsWith("socket,id=c0,")) {
+                    cmd.set(i, cmd.get(i) + "," + String.join(",", x.chardevProps()));
+                }
+            }
+        }
+        cmd.addAll(x.qemuArgs());
+        return cmd;
+    }
+
     static List<String> command(GuestImage image, GuestConfig c) {
         String append = String.join(" ",
                 "console=ttyS0",
@@ -113,6 +156,27 @@ public final class QemuGuest implements AutoCloseable {
         ConsoleLog.Hit hit = process.console().await(marker, FATAL, timeout);
         Matcher m = hit.matcher();
         return new Marker(m.group(), m.group(1), Duration.ofNanos(hit.nanoTime() - startNanos));
+    }
+
+    /**
+     * Waits for "E2E:NAME" or "E2E:NAME=value" on a console line with index {@code fromLine} or
+     * later ({@link ConsoleLog#lineCount()}), failing fast on lines matching {@code fatal} (may be
+     * null) instead of the usual ones: QEMU reports a vanished back-end with error lines.
+     */
+    public ConsoleLog.Hit awaitSince(int fromLine, String name, Duration timeout, Pattern fatal)
+            throws InterruptedException {
+        // group(1): the value, or null
+        Pattern marker = Pattern.compile("E2E:" + Pattern.quote(name) + "(?:=(\\S+))?(?=\\s|$).*");
+        return process.console().await(marker, fatal, timeout, fromLine);
+    }
+
+    /** The serial console (and QEMU's own messages). */
+    public ConsoleLog console() {
+        return process.console();
+    }
+
+    public boolean isAlive() {
+        return process.isAlive();
     }
 
     /** Waits for "E2E:NAME=value" and returns value. */
