@@ -1,5 +1,6 @@
 package dev.vhostnet.backend;
 
+import dev.vhostnet.backend.vhostpci.DeviceDelegation;
 import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.memory.DirtyLog;
 import dev.vhostnet.dataplane.memory.GuestMemory;
@@ -48,6 +49,9 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private final NetDeviceConfig config;
     private final VhostUserChannel channel;
     private final String name;
+    /** vhost-pci peer mode: who else may run this device's rings (DeviceDelegation.NONE: nobody). */
+    private final DeviceDelegation delegation;
+    private final DelegatedDevice delegatedDevice = new DelegatedDevice();
 
     private final VringState[] vrings;
     private final VringStateMessage vringState = new VringStateMessage();
@@ -96,6 +100,12 @@ public final class VhostUserNetHandler implements AutoCloseable {
 
     public VhostUserNetHandler(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
                                final VhostUserChannel channel) {
+        this(port, dataplane, config, channel, DeviceDelegation.NONE);
+    }
+
+    public VhostUserNetHandler(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
+                               final VhostUserChannel channel, final DeviceDelegation delegation) {
+        this.delegation = delegation;
         this.port = port;
         this.dataplane = dataplane;
         this.config = config;
@@ -107,6 +117,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
             vrings[i] = new VringState();
         }
         writeConfigSpace();
+        delegation.attach(delegatedDevice);
     }
 
     /**
@@ -144,6 +155,10 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
         final boolean ackRequested = header.needsReply()
             && ProtocolFeature.has(ackedProtocolFeatures, ProtocolFeature.REPLY_ACK);
+        final boolean delegated = delegation.affects(message.request());
+        if (delegated) {
+            delegation.begin(delegatedDevice, message.request());
+        }
         try {
             final boolean repliedAlready = handle(message);
             if (ackRequested && !repliedAlready) {
@@ -160,6 +175,9 @@ public final class VhostUserNetHandler implements AutoCloseable {
             return false;
         } finally {
             message.closeUntakenFds();
+            if (delegated) {
+                delegation.end(delegatedDevice, message.request());
+            }
         }
     }
 
@@ -193,7 +211,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         switch (m.request()) {
             case FrontendRequest.GET_FEATURES:
                 noPayload(m);
-                channel.sendU64Reply(m.request(), config.offeredFeatures());
+                channel.sendU64Reply(m.request(), delegation.offeredFeatures(config.offeredFeatures()));
                 return true;
             case FrontendRequest.SET_FEATURES:
                 setFeatures(readU64(m));
@@ -793,6 +811,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
         final ConfigMessage out = new ConfigMessage();
         out.wrap(reply, VhostUserHeader.LENGTH);
         out.configOffset(offset).size(size).flags(0);
+        new VirtioNetConfig().<VirtioNetConfig>wrap(new UnsafeBuffer(configSpace), 0)
+            .status(delegation.linkUp() ? VirtioNetFeature.S_LINK_UP : 0);
         reply.putBytes(out.payloadOffset(), configSpace, (int) offset, (int) size);
         channel.sendReply(m.request(), ConfigMessage.HEADER_LENGTH + (int) size);
     }
@@ -845,6 +865,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
     /** Front-end gone: stop the port, close every fd and unmap its memory. */
     @Override
     public void close() {
+        delegation.detach(delegatedDevice);
         resetDevice();
         final GuestMemory old = memory;
         memory = GuestMemory.EMPTY;
@@ -869,5 +890,66 @@ public final class VhostUserNetHandler implements AutoCloseable {
         iotlb = null;
         ackedProtocolFeatures = 0;
         owned = false;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // vhost-pci peer mode: the handler's state as the delegation reads it (under its lock)
+
+    private final class DelegatedDevice implements DeviceDelegation.Device {
+        @Override
+        public String name() {
+            return name;
+        }
+
+        @Override
+        public VirtioNetPort port() {
+            return port;
+        }
+
+        @Override
+        public Dataplane dataplane() {
+            return dataplane;
+        }
+
+        @Override
+        public byte[] mac() {
+            return config.mac();
+        }
+
+        @Override
+        public boolean featuresSet() {
+            return featuresSet;
+        }
+
+        @Override
+        public long ackedFeatures() {
+            return ackedFeatures;
+        }
+
+        @Override
+        public GuestMemory memory() {
+            return memory;
+        }
+
+        @Override
+        public int ringCount() {
+            return vrings.length;
+        }
+
+        @Override
+        public DeviceDelegation.Ring ring(final int index) {
+            final VringState v = vrings[index];
+            return new DeviceDelegation.Ring(index, v.num, v.descUserAddr, v.availUserAddr, v.usedUserAddr,
+                v.logGuestAddr, (v.addrFlags & VringAddrMessage.F_LOG) != 0, v.started, v.enabled, v.kick, v.call);
+        }
+
+        @Override
+        public void configChanged() {
+            final BackendChannel c = backendChannel;
+            if (c != null && ProtocolFeature.has(ackedProtocolFeatures, ProtocolFeature.BACKEND_REQ)
+                && ProtocolFeature.has(ackedProtocolFeatures, ProtocolFeature.CONFIG)) {
+                c.configChanged();
+            }
+        }
     }
 }

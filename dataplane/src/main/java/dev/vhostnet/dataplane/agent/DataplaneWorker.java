@@ -133,8 +133,12 @@ final class DataplaneWorker {
     private int doWork() {
         int work = 0;
         for (int i = 0; i < ports.length; i++) {
+            if (!ports[i].leaseValid()) {
+                continue; // vhost-pci: the lease on another process's rings ran out; do not touch them
+            }
+            final VirtioNetPort peer = peers[i] != null && peers[i].leaseValid() ? peers[i] : null;
             try {
-                work += forwarder.forward(ports[i], peers[i], index, stride);
+                work += forwarder.forward(ports[i], peer, index, stride);
             } catch (final Throwable t) {
                 // A fault in guest memory (e.g. a region truncated under us) must cost that port, not the process.
                 contain(ports[i], t);
@@ -170,6 +174,9 @@ final class DataplaneWorker {
     private void sleepUntilKicked() {
         boolean pending = false;
         for (final VirtioNetPort port : ports) {
+            if (!port.leaseValid()) {
+                continue;
+            }
             for (int pair = index; pair < port.maxPairs(); pair += stride) {
                 pending |= port.tx(pair).enableKicks();
             }
@@ -178,6 +185,9 @@ final class DataplaneWorker {
             drainKicks(epoll.await(SLEEP_MILLIS));
         }
         for (final VirtioNetPort port : ports) {
+            if (!port.leaseValid()) {
+                continue;
+            }
             for (int pair = index; pair < port.maxPairs(); pair += stride) {
                 port.tx(pair).disableKicks();
             }
