@@ -269,6 +269,8 @@ public final class VhostPciDevice implements AutoCloseable {
         /** Guarded by {@link VhostPciDevice#lock} (requests run on the reader thread, cleanup elsewhere). */
         GuestMemory memory = GuestMemory.EMPTY;
         long accepted = -1;
+        /** When we sent the last FEATURE_BITS answer: a DEVICE_INFO ADD proves the client received it (lease). */
+        long acceptedSentNanos;
         volatile RunningDevice device;
         DirtyLog dirtyLog;
         volatile boolean peerConnectionOn;
@@ -343,6 +345,7 @@ public final class VhostPciDevice implements AutoCloseable {
                             accepted = f & handledFeatures;
                             LOG.info("vhost-pci: FEATURE_BITS 0x" + Long.toHexString(f) + (featureBits.negotiated()
                                 ? " (negotiated)" : " (probe)") + ", accepted 0x" + Long.toHexString(accepted));
+                            acceptedSentNanos = System.nanoTime();
                             s.ack(seq, type, VhostPci.FEATURE_BITS_ACCEPTED, VhostPci.R_NONE, accepted);
                             return;
                         }
@@ -583,9 +586,10 @@ public final class VhostPciDevice implements AutoCloseable {
                 session.ack(seq, VhostPci.DEVICE_INFO, VhostPci.ADD_FAIL, VhostPci.R_BAD_RING, 0);
                 return;
             }
+            // The client waited for our FEATURE_BITS answer before it sent this ADD: it heard from us then.
+            session.leaseFrom(acceptedSentNanos);
+            remote.setLease(true, session.leaseDeadlineNanos());
             device = new RunningDevice(deviceInfo.deviceId(), features, queues, kicks, calls, addrs, sizes);
-            final long lease = session.leaseDeadlineNanos();
-            remote.setLease(true, lease == 0 ? System.nanoTime() : lease);
             LOG.info("vhost-pci: client device " + MacAddress.format(deviceInfo.deviceId()) + " runs here, "
                 + n + " queues, features 0x" + Long.toHexString(features));
             session.ack(seq, VhostPci.DEVICE_INFO, VhostPci.ADD_DONE, VhostPci.R_NONE, 0);

