@@ -225,11 +225,22 @@ public final class VhostPciDevice implements AutoCloseable {
 
     /** Copies the session's lease (§9.3) onto the remote port, which the dataplane checks before every burst. */
     private void keepLease() {
+        boolean expired = false;
         while (!closing) {
             final Connection c = current;
             if (c != null && c.device != null) {
                 final long lease = c.session.leaseDeadlineNanos();
                 remote.setLease(true, lease == 0 ? System.nanoTime() : lease);
+                final boolean now = !remote.leaseValid();
+                if (now != expired) {
+                    expired = now;
+                    if (now) {
+                        LOG.warning("vhost-pci: ring lease expired (no PONG from the client in time); the client's"
+                            + " rings are parked until it answers");
+                    } else {
+                        LOG.info("vhost-pci: ring lease renewed");
+                    }
+                }
             }
             try {
                 Thread.sleep(50);

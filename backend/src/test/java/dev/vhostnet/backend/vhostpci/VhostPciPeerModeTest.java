@@ -124,6 +124,7 @@ class VhostPciPeerModeTest {
             final long[] bytes = new long[2];
             exchange(d, c, 77, 5, bytes);
             c.send(frame(PeerBackend.MAC_D, PeerBackend.MAC_C, 100, 99)); // one more TX than RX
+            assertEquals(100, d.receive(WAIT).length);
             assertTrue(c.awaitTxDone(WAIT));
             final int txBase = c.frontend().getVringBase(TX);
             assertEquals(78, txBase, "TX: every frame the client guest sent was consumed, none twice");
