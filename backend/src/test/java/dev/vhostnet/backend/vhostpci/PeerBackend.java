@@ -103,8 +103,14 @@ final class PeerBackend implements AutoCloseable {
         return port.queue(queue).counters().get(counter);
     }
 
+    private boolean closed;
+
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         if (device != null) {
             device.close();
         }

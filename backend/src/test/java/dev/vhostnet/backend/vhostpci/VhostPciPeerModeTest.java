@@ -235,4 +235,24 @@ class VhostPciPeerModeTest {
             }
         }
     }
+
+    @Test
+    void deviceSideShutdownHandsTheDeviceBackWithExactPositions() throws Exception {
+        final Path pci = dir.resolve("pci.sock");
+        try (PeerBackend dev = PeerBackend.device(dir, pci); PeerBackend cli = PeerBackend.client(dir, pci);
+             VirtioNetDriver d = VirtioNetDriver.start(dev.socket, VirtioNetDriver.Options.defaults());
+             VirtioNetDriver c = VirtioNetDriver.start(cli.socket, VirtioNetDriver.Options.defaults())) {
+            cli.awaitDelegated(true);
+            exchange(d, c, 33, 8, new long[2]);
+            dev.close(); // SIGTERM path: stop, DEVICE_INFO DEL with final states, wait for DEL_DONE
+            cli.awaitDelegated(false);
+            for (int i = 0; i < 7; i++) {
+                c.send(frame(PeerBackend.MAC_D, PeerBackend.MAC_C, 100, i));
+            }
+            assertTrue(c.awaitTxDone(WAIT), "the client runs its rings again");
+            awaitCounter(cli, cli.local, TX, QueueCounters.DROPS, 7);
+            assertEquals(40, c.frontend().getVringBase(TX));
+            assertEquals(33, c.frontend().getVringBase(RX));
+        }
+    }
 }

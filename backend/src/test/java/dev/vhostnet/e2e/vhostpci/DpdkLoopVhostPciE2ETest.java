@@ -31,7 +31,11 @@ class DpdkLoopVhostPciE2ETest {
     @Test
     void crossProcessRateNextToInProcessPeerMode() throws Exception {
         Path logDir = E2eDirs.newLogDir("vhostpci-dpdk-rate");
-        List<String> args = List.of("--poll", System.getProperty("vhostnet.e2e.poll", "adaptive"));
+        List<String> args = new java.util.ArrayList<>(List.of("--poll", System.getProperty("vhostnet.e2e.poll", "adaptive")));
+        String extra = System.getProperty("vhostnet.e2e.backendArgs", "").trim();
+        if (!extra.isEmpty()) {
+            args.addAll(List.of(extra.split("\\s+")));
+        }
         StringBuilder report = new StringBuilder();
         long in = 0;
         long cross = 0;
@@ -60,8 +64,8 @@ class DpdkLoopVhostPciE2ETest {
             report.append(String.format("  round %d vhost-pci, two processes: median %.3f Mpps, best %.3f Mpps%n", round,
                     r[0] / 1e6, r[1] / 1e6));
         }
-        System.out.printf("e2e: DPDK virtio_user loop (testpmd io --tx-first, both directions summed, %d s per run, poll"
-                + " %s):%n%s  logs %s%n", SECONDS, args.get(1), report, logDir);
+        System.out.printf("e2e: DPDK virtio_user loop (testpmd io --tx-first, both directions summed, %d s per run,"
+                + " back-end args %s):%n%s  logs %s%n", SECONDS, args, report, logDir);
         assertTrue(in > 0 && cross > 0);
     }
 
