@@ -2,8 +2,15 @@
 # /init of the e2e guest. Reads its part from the kernel command line:
 #   e2e.role=sender|receiver  e2e.ip=A.B.C.D  e2e.peer=A.B.C.D
 #   optional: e2e.prefix=24 e2e.port=5001 e2e.mib=8 e2e.wait=240 (seconds to wait for the peer)
+#             e2e.flows=1  parallel TCP transfers of the payload, flow i on port+i; the
+#                          sender (and receiver) of flow i run pinned to CPU i mod nproc,
+#                          so with several queue pairs the flows use different pairs
+#             e2e.tput=0   MiB of zeros (a tmpfs file, at most ~120) to push through one more
+#                          connection (port+100+r) after the checked transfers, timed inside the guest
+#             e2e.tputruns=1  how many times to repeat that timed transfer (r=0..runs-1)
 # and reports progress as "E2E:<WORD>[=value]" lines on the console, which the
-# Java harness (QemuGuest) waits for. The guest always ends with E2E:DONE or
+# Java harness (QemuGuest) waits for. Per-flow markers carry the flow number as a
+# suffix (RECV_MD5_0, ACK_MD5_1, ...). The guest always ends with E2E:DONE or
 # E2E:FAIL=<reason>, then powers off.
 
 /bin/busybox --install -s
@@ -12,7 +19,7 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs -o size=64m tmpfs /tmp
+mount -t tmpfs -o size=128m tmpfs /tmp
 # The kernel may have found no /dev/console before devtmpfs was mounted, leaving
 # init without stdio; point everything at the console now.
 exec < /dev/console > /dev/console 2>&1
@@ -29,7 +36,7 @@ finish() {
 }
 fail() { finish "FAIL=$*"; }
 
-role= ip= peer= prefix=24 port=5001 mib=8 wait_s=240
+role= ip= peer= prefix=24 port=5001 mib=8 wait_s=240 flows=1 tput=0 tputruns=1
 for kv in $(cat /proc/cmdline); do
     case "$kv" in
         e2e.role=*)   role=${kv#*=} ;;
@@ -39,6 +46,9 @@ for kv in $(cat /proc/cmdline); do
         e2e.port=*)   port=${kv#*=} ;;
         e2e.mib=*)    mib=${kv#*=} ;;
         e2e.wait=*)   wait_s=${kv#*=} ;;
+        e2e.flows=*)  flows=${kv#*=} ;;
+        e2e.tput=*)   tput=${kv#*=} ;;
+        e2e.tputruns=*) tputruns=${kv#*=} ;;
     esac
 done
 mark "BOOTED role=$role ip=$ip peer=$peer"
@@ -58,6 +68,13 @@ ip link set lo up
 ip link set eth0 up || fail "eth0 up"
 ip addr add "$ip/$prefix" dev eth0 || fail "ip addr add"
 mark "NET_UP mac=$(cat /sys/class/net/eth0/address)"
+# What the driver negotiated and enabled, for the harness to check against what it asked:
+# one character per feature bit, bit 0 first; the queues the driver made real; the CPUs.
+mark "FEATURES=$(cat /sys/class/net/eth0/device/features)"
+mark "QUEUES=$(ls /sys/class/net/eth0/queues | tr '\n' ',' | sed 's/,$//')"
+ncpus=$(nproc)
+mark "CPUS=$ncpus"
+tput_port=$((port + 100))
 
 # From here on keep kernel chatter off the console so marker lines stay whole.
 dmesg -n 1
@@ -77,29 +94,69 @@ ping_peer() {
     return 1
 }
 
+# Hex affinity mask of the CPU that flow $1 runs on.
+flow_mask() { printf '%x' $((1 << ($1 % ncpus))); }
+
 receiver() {
-    # The connection handler runs with the socket as stdin/stdout: store
+    # Each connection handler runs with the socket as stdin/stdout: store
     # everything until the sender's EOF, then answer with the md5 so the sender
     # knows the whole payload arrived before it powers off.
-    cat > /bin/e2e-recv <<'EOS'
+    ncpids=
+    f=0
+    while [ $f -lt "$flows" ]; do
+        cat > /bin/e2e-recv$f <<EOS
 #!/bin/sh
-cat > /tmp/recv.bin
-sum=$(md5sum < /tmp/recv.bin | cut -d' ' -f1)
-echo "E2E:RECV_BYTES=$(wc -c < /tmp/recv.bin)" > /dev/console
-echo "E2E:RECV_MD5=$sum" > /dev/console
-echo "$sum"
+cat > /tmp/recv$f.bin
+sum=\$(md5sum < /tmp/recv$f.bin | cut -d' ' -f1)
+echo "E2E:RECV_BYTES_$f=\$(wc -c < /tmp/recv$f.bin)" > /dev/console
+echo "E2E:RECV_MD5_$f=\$sum" > /dev/console
+echo "\$sum"
 EOS
-    chmod +x /bin/e2e-recv
-    # Listen before pinging, so the sender finds the socket once it can reach us.
-    nc -l -p "$port" -e /bin/e2e-recv < /dev/null &
-    ncpid=$!
-    mark "LISTENING port=$port"
+        chmod +x /bin/e2e-recv$f
+        # Listen before pinging, so the sender finds the socket once it can reach us.
+        taskset "$(flow_mask $f)" nc -l -p $((port + f)) -e /bin/e2e-recv$f < /dev/null &
+        ncpids="$ncpids $!"
+        f=$((f + 1))
+    done
+    if [ "$tput" -gt 0 ]; then
+        # Throughput sink: count whole 64 KiB blocks ("N+M records in"; M=0 means no partial
+        # block, so exactly N*65536 bytes) and answer with the count.
+        cat > /bin/e2e-sink <<'EOS'
+#!/bin/sh
+records=$(dd of=/dev/null bs=65536 iflag=fullblock 2>&1 | sed -n 's/ records in$//p')
+echo "E2E:TPUT_RECORDS=$records" > /dev/console
+echo "$records"
+EOS
+        chmod +x /bin/e2e-sink
+        r=0
+        while [ $r -lt "$tputruns" ]; do
+            nc -l -p $((tput_port + r)) -e /bin/e2e-sink < /dev/null &
+            ncpids="$ncpids $!"
+            r=$((r + 1))
+        done
+    fi
+    mark "LISTENING port=$port flows=$flows"
     ping_peer || fail "no ping reply from $peer in ${wait_s}s"
-    wait $ncpid || fail "nc listener exited with $?"
-    [ -s /tmp/recv.bin ] || fail "nothing received"
-    # The md5 reply may still sit in our send queue; powering off now would lose it and
-    # leave the sender waiting. Linger until the sender has acknowledged our FIN.
-    await_tcp_closed "$port" || fail "sender did not close the connection"
+    for pid in $ncpids; do
+        wait "$pid" || fail "nc listener $pid exited with $?"
+    done
+    f=0
+    while [ $f -lt "$flows" ]; do
+        [ -s /tmp/recv$f.bin ] || fail "nothing received on flow $f"
+        f=$((f + 1))
+    done
+    # The md5 replies may still sit in our send queue; powering off now would lose them and
+    # leave the sender waiting. Linger until the sender has acknowledged our FINs.
+    f=0
+    while [ $f -lt "$flows" ]; do
+        await_tcp_closed $((port + f)) || fail "sender did not close the connection of flow $f"
+        f=$((f + 1))
+    done
+    r=0
+    while [ "$tput" -gt 0 ] && [ $r -lt "$tputruns" ]; do
+        await_tcp_closed $((tput_port + r)) || fail "sender did not close throughput connection $r"
+        r=$((r + 1))
+    done
 }
 
 # True once no connection on local port $1 is still exchanging data or awaiting the
@@ -116,23 +173,67 @@ await_tcp_closed() {
     return 0
 }
 
+# Sends the payload as flow $1 and stores the receiver's md5 in /tmp/ack$1.
+send_flow() {
+    # Connection refused means the receiver is not listening yet: retry. A reply
+    # (the receiver's md5) means the transfer completed.
+    deadline=$(( $(cut -d. -f1 /proc/uptime) + wait_s ))
+    while [ "$(cut -d. -f1 /proc/uptime)" -lt $deadline ]; do
+        # -w only bounds connect(); timeout bounds a transfer that stalls midway.
+        taskset "$(flow_mask "$1")" timeout "$wait_s" nc -w 10 "$peer" $((port + $1)) \
+            < /tmp/payload.bin > /tmp/ack$1 2> /tmp/nc$1.err
+        [ -s /tmp/ack$1 ] && return 0
+        sleep 1
+    done
+    return 1
+}
+
+# Centiseconds since boot (busybox date has no %N).
+now_cs() { cut -d' ' -f1 /proc/uptime | tr -d .; }
+
 sender() {
     dd if=/dev/urandom of=/tmp/payload.bin bs=1048576 count="$mib" 2> /dev/null || fail "payload"
     sum=$(md5sum < /tmp/payload.bin | cut -d' ' -f1)
     mark "SENT_BYTES=$(wc -c < /tmp/payload.bin)"
     mark "SENT_MD5=$sum"
     ping_peer || fail "no ping reply from $peer in ${wait_s}s"
-    # Connection refused means the receiver is not listening yet: retry. A reply
-    # (the receiver's md5) means the transfer completed.
-    deadline=$(( $(cut -d. -f1 /proc/uptime) + wait_s ))
-    while [ "$(cut -d. -f1 /proc/uptime)" -lt $deadline ]; do
-        # -w only bounds connect(); timeout bounds a transfer that stalls midway.
-        timeout "$wait_s" nc -w 10 "$peer" "$port" < /tmp/payload.bin > /tmp/ack 2> /tmp/nc.err
-        [ -s /tmp/ack ] && break
-        sleep 1
+    pids=
+    f=0
+    while [ $f -lt "$flows" ]; do
+        send_flow $f &
+        pids="$pids $!"
+        f=$((f + 1))
     done
-    [ -s /tmp/ack ] || fail "send: $(cat /tmp/nc.err)"
-    mark "ACK_MD5=$(cat /tmp/ack)"
+    f=0
+    for pid in $pids; do
+        wait "$pid" || fail "send flow $f: $(cat /tmp/nc$f.err)"
+        mark "ACK_MD5_$f=$(cat /tmp/ack$f)"
+        f=$((f + 1))
+    done
+    if [ "$tput" -gt 0 ]; then
+        # Zeros from tmpfs (outside the timing), so no second process competes for the vCPU
+        # while the transfer is timed. tmpfs holds up to 128 MiB, shared with the payload.
+        rm -f /tmp/payload.bin
+        dd if=/dev/zero of=/tmp/tput.bin bs=65536 count=$((tput * 16)) 2> /dev/null || fail "throughput file"
+    fi
+    r=0
+    while [ "$tput" -gt 0 ] && [ $r -lt "$tputruns" ]; do
+        # The sinks listened before the checked transfers began, so no retry is needed.
+        mark "TPUT_START_$r mib=$tput"
+        t0=$(now_cs)
+        timeout "$wait_s" nc -w 10 "$peer" $((tput_port + r)) < /tmp/tput.bin > /tmp/tack 2> /tmp/tnc.err
+        t1=$(now_cs)
+        [ -s /tmp/tack ] || fail "throughput send $r: $(cat /tmp/tnc.err)"
+        # receiver's records, bytes sent, centiseconds
+        mark "TPUT_RESULT_$r=$(tr -d ' ' < /tmp/tack),$((tput * 1048576)),$((t1 - t0))"
+        r=$((r + 1))
+    done
+}
+
+# Interface counters as the guest driver saw them (before GRO).
+report_ifstats() {
+    st=/sys/class/net/eth0/statistics
+    mark "IFSTATS=rx_packets:$(cat $st/rx_packets),rx_bytes:$(cat $st/rx_bytes),tx_packets:$(cat $st/tx_packets),tx_bytes:$(cat $st/tx_bytes)"
 }
 
 case "$role" in
@@ -140,4 +241,5 @@ case "$role" in
     sender)   sender ;;
     *)        fail "unknown role $role" ;;
 esac
+report_ifstats
 finish DONE

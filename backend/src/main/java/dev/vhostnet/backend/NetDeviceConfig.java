@@ -50,7 +50,8 @@ public final class NetDeviceConfig {
             | ProtocolFeature.bit(ProtocolFeature.CONFIG)
             | ProtocolFeature.bit(ProtocolFeature.RESET_DEVICE)
             | ProtocolFeature.bit(ProtocolFeature.CONFIGURE_MEM_SLOTS)
-            | ProtocolFeature.bit(ProtocolFeature.STATUS);
+            | ProtocolFeature.bit(ProtocolFeature.STATUS)
+            | ProtocolFeature.bit(ProtocolFeature.INFLIGHT_SHMFD);
 
     /** Memory slots reported by GET_MAX_MEM_SLOTS (regions added one by one with ADD_MEM_REG). */
     public static final int MAX_MEM_SLOTS = 32;

@@ -1,5 +1,6 @@
 package dev.vhostnet.backend;
 
+import dev.vhostnet.dataplane.sys.FileDescriptors;
 import dev.vhostnet.spec.VhostUserHeader;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.newsclub.net.unix.AFUNIXSocket;
@@ -8,6 +9,7 @@ import org.newsclub.net.unix.FileDescriptorCast;
 import java.io.Closeable;
 import java.io.EOFException;
 import java.io.FileDescriptor;
+import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -83,8 +85,23 @@ public final class VhostUserChannel implements Closeable {
         final FileDescriptor[] received = socket.getReceivedFileDescriptors();
         if (received != null) {
             for (final FileDescriptor fd : received) {
-                message.addFd(FileDescriptorCast.using(fd).as(Integer.class));
+                message.addFd(takeOwnership(fd));
             }
+        }
+    }
+
+    /**
+     * junixsocket remembers every fd it receives and closes those still valid when the socket closes; we own
+     * fds by number and close them ourselves (often long before the connection ends), so that late close would
+     * hit whatever reused the number meanwhile (another connection's memory, an eventfd, the epoll fd). Keep a
+     * dup and release the original through its FileDescriptor, which also drops junixsocket's reference.
+     */
+    private static int takeOwnership(final FileDescriptor fd) throws IOException {
+        final int number = FileDescriptorCast.using(fd).as(Integer.class);
+        try {
+            return FileDescriptors.dup(number);
+        } finally {
+            new FileInputStream(fd).close();
         }
     }
 

@@ -11,10 +11,12 @@ import dev.vhostnet.dataplane.memory.IotlbMissSink;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.dataplane.sys.EventFd;
 import dev.vhostnet.dataplane.sys.FileDescriptors;
+import dev.vhostnet.dataplane.virtq.InflightBuffer;
 import dev.vhostnet.dataplane.virtq.QueueError;
 import dev.vhostnet.dataplane.virtq.Virtqueue;
 import dev.vhostnet.spec.ConfigMessage;
 import dev.vhostnet.spec.FrontendRequest;
+import dev.vhostnet.spec.InflightMessage;
 import dev.vhostnet.spec.IotlbMessage;
 import dev.vhostnet.spec.LogMessage;
 import dev.vhostnet.spec.MemoryRegionMessage;
@@ -24,16 +26,21 @@ import dev.vhostnet.spec.SingleMemoryRegionMessage;
 import dev.vhostnet.spec.SplitRingLayout;
 import dev.vhostnet.spec.U64Message;
 import dev.vhostnet.spec.VhostUserHeader;
+import dev.vhostnet.spec.VirtioDeviceStatus;
 import dev.vhostnet.spec.VirtioFeature;
 import dev.vhostnet.spec.VirtioNetConfig;
 import dev.vhostnet.spec.VirtioNetFeature;
 import dev.vhostnet.spec.VringAddrMessage;
 import dev.vhostnet.spec.VringStateMessage;
 import org.agrona.concurrent.UnsafeBuffer;
+import org.newsclub.net.unix.FileDescriptorCast;
 
+import java.io.FileDescriptor;
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.logging.Logger;
 
 /**
@@ -67,8 +74,23 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private long ackedProtocolFeatures;
     private boolean owned;
     private int status;
+    /** A queue broke since the last reset (reported as DEVICE_NEEDS_RESET by GET_STATUS). */
+    private boolean brokenQueueSeen;
     private int mtu;
     private GuestMemory memory = GuestMemory.EMPTY;
+    /**
+     * Repeated ADD_MEM_REG of a region already in the table, per region. QEMU before 8.1 runs one vhost_dev per
+     * queue pair over the same socket and each of them adds (and later removes) every region: with N pairs a
+     * region arrives N times. The copies are counted, not mapped, and each REM_MEM_REG consumes one copy before
+     * the region itself goes.
+     */
+    private final Map<RegionKey, Integer> repeatedAdds = new HashMap<>();
+
+    private record RegionKey(long gpa, long size, long uva, long mmapOffset) {
+        static RegionKey of(final GuestRegion r) {
+            return new RegionKey(r.guestPhysAddr(), r.size(), r.userAddr(), r.mmapOffset());
+        }
+    }
     /** Dirty log from SET_LOG_BASE; used while VHOST_F_LOG_ALL is acknowledged. */
     private DirtyLog dirtyLog;
     private EventFd logFd;
@@ -97,6 +119,9 @@ public final class VhostUserNetHandler implements AutoCloseable {
             }
         }
     };
+    /** Inflight tracking buffer (GET/SET_INFLIGHT_FD); queues get their region when they start. */
+    private InflightBuffer inflight;
+    private final InflightMessage inflightMessage = new InflightMessage();
 
     public VhostUserNetHandler(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
                                final VhostUserChannel channel) {
@@ -181,6 +206,45 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
     }
 
+    /** Fds a request may carry; any other request carries none. */
+    private static int maxFds(final int request) {
+        switch (request) {
+            case FrontendRequest.SET_MEM_TABLE:
+                return VhostUserHeader.MAX_FDS;
+            case FrontendRequest.ADD_MEM_REG:
+            case FrontendRequest.REM_MEM_REG:
+            case FrontendRequest.SET_VRING_KICK:
+            case FrontendRequest.SET_VRING_CALL:
+            case FrontendRequest.SET_VRING_ERR:
+            case FrontendRequest.SET_LOG_BASE:
+            case FrontendRequest.SET_LOG_FD:
+            case FrontendRequest.SET_BACKEND_REQ_FD:
+            case FrontendRequest.SET_INFLIGHT_FD:
+            case FrontendRequest.SET_DEVICE_STATE_FD:
+                return 1;
+            default:
+                return 0;
+        }
+    }
+
+    /**
+     * DEVICE_NEEDS_RESET: a queue broke (the front-end or its guest violated the ring rules, or its memory
+     * faulted). Sticky until the device is reset, as virtio requires.
+     */
+    private boolean needsReset() {
+        if (!brokenQueueSeen) {
+            brokenQueueSeen = dataplane.call(() -> {
+                for (int i = 0; i < port.queueCount(); i++) {
+                    if (port.queue(i).error() != QueueError.NONE) {
+                        return true;
+                    }
+                }
+                return false;
+            });
+        }
+        return brokenQueueSeen;
+    }
+
     private static boolean expectsReply(final int request) {
         switch (request) {
             case FrontendRequest.GET_FEATURES:
@@ -208,6 +272,9 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private boolean handle(final VhostUserMessage m) throws IOException, ProtocolException {
         final UnsafeBuffer payload = m.buffer();
         final int at = VhostUserMessage.payloadOffset();
+        if (m.fdCount() > maxFds(m.request())) {
+            throw new ProtocolException(m.name() + " carries " + m.fdCount() + " fds (at most " + maxFds(m.request()) + ")");
+        }
         switch (m.request()) {
             case FrontendRequest.GET_FEATURES:
                 noPayload(m);
@@ -341,6 +408,14 @@ public final class VhostUserNetHandler implements AutoCloseable {
             case FrontendRequest.IOTLB_MSG:
                 iotlbMsg(m);
                 return false;
+            case FrontendRequest.GET_INFLIGHT_FD:
+                requireProtocol(ProtocolFeature.INFLIGHT_SHMFD, m);
+                getInflightFd(m);
+                return true;
+            case FrontendRequest.SET_INFLIGHT_FD:
+                requireProtocol(ProtocolFeature.INFLIGHT_SHMFD, m);
+                setInflightFd(m);
+                return false;
             case FrontendRequest.GET_QUEUE_NUM:
                 requireProtocol(ProtocolFeature.MQ, m);
                 noPayload(m);
@@ -416,7 +491,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
             case FrontendRequest.GET_STATUS:
                 requireProtocol(ProtocolFeature.STATUS, m);
                 noPayload(m);
-                channel.sendU64Reply(m.request(), status);
+                channel.sendU64Reply(m.request(), status | (needsReset() ? VirtioDeviceStatus.DEVICE_NEEDS_RESET : 0));
                 return true;
             default:
                 throw new ProtocolException("unsupported request " + m.name() + " (" + Integer.toUnsignedString(m.request())
@@ -512,6 +587,90 @@ public final class VhostUserNetHandler implements AutoCloseable {
         LOG.info(name + ": dirty log of " + next.size() + " bytes" + (log != null ? ", logging" : ""));
     }
 
+    // ---------------------------------------------------------------------------------------------
+    // Inflight I/O tracking
+
+    /**
+     * GET_INFLIGHT_FD: a new zeroed buffer for the front-end's queue count and size, kept mapped and used from
+     * the next ring start; the reply carries its memfd, which the front-end keeps across our restarts.
+     */
+    private void getInflightFd(final VhostUserMessage m) throws IOException, ProtocolException {
+        m.requireSize(InflightMessage.LENGTH);
+        m.requireFds(0);
+        inflightMessage.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final int numQueues = inflightMessage.numQueues();
+        final int queueSize = inflightMessage.queueSize();
+        if (numQueues < 1 || numQueues > port.queueCount()) {
+            throw new ProtocolException("GET_INFLIGHT_FD for " + numQueues + " queues (the device has " + port.queueCount() + ")");
+        }
+        requireRingsStopped(m);
+        final int[] fd = {-1};
+        final InflightBuffer next = InflightBuffer.create(numQueues, queueSize, fd);
+        try {
+            replaceInflight(next);
+            final InflightMessage out = new InflightMessage();
+            out.wrap(channel.replyBuffer(), VhostUserHeader.LENGTH);
+            out.mmapSize(next.size()).mmapOffset(0).numQueues(numQueues).queueSize(queueSize);
+            channel.replyBuffer().putInt(VhostUserHeader.LENGTH + 20, 0); // tail padding
+            channel.socket().setOutboundFileDescriptors(new FileDescriptor[] {
+                FileDescriptorCast.unsafeUsing(fd[0]).getFileDescriptor()});
+            channel.sendReply(m.request(), InflightMessage.LENGTH);
+        } finally {
+            FileDescriptors.closeQuietly(fd[0]); // the mapping keeps the buffer; the front-end has its own fd
+        }
+        LOG.info(name + ": inflight buffer of " + next.size() + " bytes for " + numQueues + " queues of " + queueSize);
+    }
+
+    /** SET_INFLIGHT_FD: map the buffer the front-end kept (from us or from the back-end before a restart). */
+    private void setInflightFd(final VhostUserMessage m) throws ProtocolException {
+        m.requireSize(InflightMessage.LENGTH);
+        m.requireFds(1);
+        inflightMessage.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        requireRingsStopped(m);
+        final InflightBuffer next = InflightBuffer.map(m.takeFd(0), inflightMessage.mmapSize(),
+            inflightMessage.mmapOffset(), inflightMessage.numQueues(), inflightMessage.queueSize());
+        replaceInflight(next);
+        LOG.info(name + ": inflight buffer of " + next.size() + " bytes for " + next.numQueues() + " queues of "
+            + next.queueSize() + " set");
+    }
+
+    /** The buffer is only exchanged while the device is stopped: queues switch regions when they start. */
+    private void requireRingsStopped(final VhostUserMessage m) throws ProtocolException {
+        for (int i = 0; i < vrings.length; i++) {
+            if (vrings[i].started) {
+                throw new ProtocolException(m.name() + " while ring " + i + " is started");
+            }
+        }
+    }
+
+    /** Install {@code next} (may be null); the old buffer is detached from every queue, then unmapped. */
+    private void replaceInflight(final InflightBuffer next) {
+        final InflightBuffer old = inflight;
+        inflight = next;
+        if (old != null) {
+            dataplane.run(() -> {
+                for (int i = 0; i < port.queueCount(); i++) {
+                    port.queue(i).setInflight(null);
+                }
+            });
+            old.close();
+        }
+    }
+
+    /** Queue {@code index}'s region of the inflight buffer, or null: no buffer, or it does not fit the ring. */
+    private InflightBuffer.Region inflightRegion(final int index, final int num) {
+        if (inflight == null) {
+            return null;
+        }
+        final InflightBuffer.Region region = inflight.region(index);
+        if (region == null || num > region.entries()) {
+            LOG.warning(name + ": ring " + index + " (size " + num + ") is not covered by the inflight buffer ("
+                + inflight.numQueues() + " queues of " + inflight.queueSize() + "): not tracked");
+            return null;
+        }
+        return region;
+    }
+
     /** Stop every ring and forget the negotiated device state (RESET_DEVICE, RESET_OWNER, SET_STATUS 0). */
     private void resetDevice() {
         final List<EventFd> toClose = new ArrayList<>();
@@ -530,9 +689,16 @@ public final class VhostUserNetHandler implements AutoCloseable {
             v.err = null;
         }
         toClose.forEach(EventFd::close);
+        // Queues dropped their regions in reset(); a reset device starts with a new buffer (the front-end gets
+        // one again, or sets the one it keeps, before the next start).
+        if (inflight != null) {
+            inflight.close();
+            inflight = null;
+        }
         ackedFeatures = 0;
         featuresSet = false;
         status = 0;
+        brokenQueueSeen = false;
     }
 
     private void detachFds(final Virtqueue q, final List<EventFd> toClose) {
@@ -570,6 +736,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 regions.add(GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(), m.takeFd(i)));
             }
             swapMemory(GuestMemory.of(regions));
+            repeatedAdds.clear();
         } catch (final RuntimeException e) {
             // Mapped regions own (and now close) their fds; the fd of the region that failed was closed by
             // GuestRegion.map. Fds of regions after it were never taken: closeUntakenFds closes them.
@@ -583,6 +750,13 @@ public final class VhostUserNetHandler implements AutoCloseable {
         m.requireSizeAtLeast(SingleMemoryRegionMessage.LENGTH);
         m.requireFds(1);
         singleRegion.wrap(m.buffer(), VhostUserMessage.payloadOffset());
+        final MemoryRegionMessage added = singleRegion.region();
+        final RegionKey key = new RegionKey(added.guestPhysAddr(), added.memorySize(), added.userAddr(), added.mmapOffset());
+        if (memory.regions().stream().anyMatch(g -> RegionKey.of(g).equals(key))) {
+            // The same region again (another queue pair's vhost_dev): its fd is left untaken, hence closed.
+            repeatedAdds.merge(key, 1, Integer::sum);
+            return;
+        }
         if (memory.regionCount() >= NetDeviceConfig.MAX_MEM_SLOTS) {
             throw new ProtocolException("all " + NetDeviceConfig.MAX_MEM_SLOTS + " memory slots are in use");
         }
@@ -605,6 +779,14 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
         singleRegion.wrap(m.buffer(), VhostUserMessage.payloadOffset());
         final MemoryRegionMessage r = singleRegion.region();
+        // REM_MEM_REG carries no mmap offset that must match; a counted copy of a region with this description goes first.
+        for (final GuestRegion g : memory.regions()) {
+            final RegionKey key = RegionKey.of(g);
+            if (g.describes(r.guestPhysAddr(), r.memorySize(), r.userAddr()) && repeatedAdds.containsKey(key)) {
+                repeatedAdds.computeIfPresent(key, (k, copies) -> copies > 1 ? copies - 1 : null);
+                return;
+            }
+        }
         final GuestMemory next = memory.withoutRegion(r.guestPhysAddr(), r.memorySize(), r.userAddr());
         if (next == null) {
             throw new ProtocolException(String.format("REM_MEM_REG of an unknown region gpa=0x%x size=0x%x uva=0x%x",
@@ -704,6 +886,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         v.started = true;
         final GuestMemory mem = memory;
         final int portIndex = dataplane.portIndex(port);
+        final InflightBuffer.Region inflightRegion = inflightRegion(index, v.num);
         final QueueError result = dataplane.call(() -> {
             final Virtqueue q = port.queue(index);
             if (oldKick != null) {
@@ -714,6 +897,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 dataplane.watchKick(portIndex, index, v.kick);
             }
             q.setEnabled(v.enabled);
+            q.setInflight(inflightRegion);
             final QueueError e = q.start(mem, v.num, v.descUserAddr, v.availUserAddr, v.usedUserAddr, v.base);
             if (e == QueueError.IOTLB_MISS) {
                 return QueueError.NONE; // rings resolve once the front-end answers the miss
@@ -731,7 +915,14 @@ public final class VhostUserNetHandler implements AutoCloseable {
         if (result != QueueError.NONE) {
             LOG.warning(name + ": ring " + index + " cannot start: " + result.description());
         } else {
-            LOG.fine(name + ": ring " + index + " started, size " + v.num + ", base " + v.base);
+            LOG.fine(name + ": ring " + index + " started, size " + v.num + ", base " + v.base
+                + (inflightRegion != null ? ", inflight tracked" : ""));
+            if (inflightRegion != null) {
+                final int resubmits = dataplane.call(() -> port.queue(index).pendingResubmits());
+                if (resubmits > 0) {
+                    LOG.info(name + ": ring " + index + ": resubmitting " + resubmits + " inflight descriptor chains");
+                }
+            }
         }
     }
 
@@ -869,6 +1060,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         resetDevice();
         final GuestMemory old = memory;
         memory = GuestMemory.EMPTY;
+        repeatedAdds.clear();
         dataplane.run(() -> {
             for (int i = 0; i < port.queueCount(); i++) {
                 port.queue(i).remap(GuestMemory.EMPTY);

@@ -9,7 +9,6 @@ import org.newsclub.net.unix.AFUNIXSocketAddress;
 import org.newsclub.net.unix.FileDescriptorCast;
 
 import java.io.IOException;
-import java.net.SocketException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.logging.Level;
@@ -110,15 +109,26 @@ public final class VhostUserServer implements AutoCloseable {
                 session(preConnected);
                 return;
             }
+            int acceptFailures = 0;
             while (!closing) {
                 final AFUNIXSocket socket;
                 try {
                     socket = listener.accept();
-                } catch (final SocketException e) {
+                    acceptFailures = 0;
+                } catch (final IOException e) {
                     if (closing) {
                         return;
                     }
-                    throw e;
+                    if (listener.isClosed()) {
+                        throw e;
+                    }
+                    // E.g. EMFILE while another front-end holds every fd we may open: the pending connection
+                    // stays queued; retry once fds are free instead of giving the socket up for good.
+                    if (acceptFailures++ == 0) {
+                        LOG.warning(port.name() + ": accept failed (" + e.getMessage() + "); retrying");
+                    }
+                    pauseAfterAcceptFailure();
+                    continue;
                 }
                 session(socket);
             }
@@ -143,10 +153,24 @@ public final class VhostUserServer implements AutoCloseable {
             if (!closing) {
                 LOG.info(port.name() + ": connection ended: " + e.getMessage());
             }
-        } catch (final RuntimeException e) {
+        } catch (final RuntimeException | Error e) {
+            // Whatever one front-end made us trip over ends its connection, not the server.
             LOG.log(Level.SEVERE, port.name() + ": connection failed", e);
         } finally {
             current = null;
+            try {
+                socket.close(); // also when the channel could not even be set up
+            } catch (final IOException e) {
+                LOG.fine("close: " + e);
+            }
+        }
+    }
+
+    private static void pauseAfterAcceptFailure() {
+        try {
+            Thread.sleep(50);
+        } catch (final InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 

@@ -3,12 +3,12 @@ package dev.vhostnet.backend;
 import java.util.Random;
 
 /** Ethernet frames with recognisable contents, so a corrupted or misplaced byte shows in the comparison. */
-final class Frames {
+public final class Frames {
     private Frames() {
     }
 
     /** dst, src, an experimental EtherType, then a payload derived from {@code seed}. */
-    static byte[] frame(final byte[] dst, final byte[] src, final int length, final long seed) {
+    public static byte[] frame(final byte[] dst, final byte[] src, final int length, final long seed) {
         final byte[] f = new byte[length];
         System.arraycopy(dst, 0, f, 0, 6);
         System.arraycopy(src, 0, f, 6, 6);
@@ -21,7 +21,7 @@ final class Frames {
         return f;
     }
 
-    static byte[] frame(final int length, final long seed) {
+    public static byte[] frame(final int length, final long seed) {
         return frame(InProcessBackend.MAC_B, InProcessBackend.MAC_A, length, seed);
     }
 }

@@ -18,7 +18,7 @@ import java.util.logging.Logger;
  * The back-end as Main.run assembles it (ports, dataplane, one server per socket), inside the test JVM so that
  * tests can also read the queues' counters. One or two ports; with two they are each other's peer.
  */
-final class InProcessBackend implements AutoCloseable {
+public final class InProcessBackend implements AutoCloseable {
     /** Kept strongly reachable so the level sticks; -Dvhostnet.test.log=INFO shows the back-end's log. */
     private static final Logger PROJECT_LOG = Logger.getLogger("dev.vhostnet");
 
@@ -26,8 +26,8 @@ final class InProcessBackend implements AutoCloseable {
         PROJECT_LOG.setLevel(Level.parse(System.getProperty("vhostnet.test.log", "SEVERE")));
     }
 
-    static final byte[] MAC_A = {0x52, 0x54, 0x00, 0x0a, 0x0a, 0x0a};
-    static final byte[] MAC_B = {0x52, 0x54, 0x00, 0x0b, 0x0b, 0x0b};
+    public static final byte[] MAC_A = {0x52, 0x54, 0x00, 0x0a, 0x0a, 0x0a};
+    public static final byte[] MAC_B = {0x52, 0x54, 0x00, 0x0b, 0x0b, 0x0b};
 
     private final VirtioNetPort[] ports;
     private final Path[] sockets;
@@ -61,36 +61,36 @@ final class InProcessBackend implements AutoCloseable {
     }
 
     /** One port, no peer: what it transmits is dropped. */
-    static InProcessBackend single(final Path dir) throws IOException {
+    public static InProcessBackend single(final Path dir) throws IOException {
         return new InProcessBackend(dir, 1, PollMode.ADAPTIVE);
     }
 
     /** Two ports back to back (--peer-socket-path). */
-    static InProcessBackend peered(final Path dir) throws IOException {
+    public static InProcessBackend peered(final Path dir) throws IOException {
         return new InProcessBackend(dir, 2, PollMode.ADAPTIVE);
     }
 
-    static InProcessBackend peered(final Path dir, final PollMode mode) throws IOException {
+    public static InProcessBackend peered(final Path dir, final PollMode mode) throws IOException {
         return new InProcessBackend(dir, 2, mode);
     }
 
-    Path socket(final int port) {
+    public Path socket(final int port) {
         return sockets[port];
     }
 
-    VirtioNetPort port(final int port) {
+    public VirtioNetPort port(final int port) {
         return ports[port];
     }
 
-    Dataplane dataplane() {
+    public Dataplane dataplane() {
         return dataplane;
     }
 
-    Virtqueue queue(final int port, final int queue) {
+    public Virtqueue queue(final int port, final int queue) {
         return ports[port].queue(queue);
     }
 
-    long counter(final int port, final int queue, final int counter) {
+    public long counter(final int port, final int queue, final int counter) {
         return ports[port].queue(queue).counters().get(counter);
     }
 
@@ -98,7 +98,7 @@ final class InProcessBackend implements AutoCloseable {
      * Wait until a counter reaches {@code expected} and check it does not overshoot. Counters are updated
      * after used->idx is published, so a driver can see a frame a moment before it is counted.
      */
-    void awaitCounter(final int port, final int queue, final int counter, final long expected) {
+    public void awaitCounter(final int port, final int queue, final int counter, final long expected) {
         dev.vhostnet.frontend.Await.until("port " + port + " queue " + queue + " " + QueueCounters.name(counter)
                 + " == " + expected, dev.vhostnet.frontend.Await.DEFAULT,
             () -> counter(port, queue, counter) >= expected, () -> String.valueOf(counter(port, queue, counter)));
@@ -106,15 +106,15 @@ final class InProcessBackend implements AutoCloseable {
             "port " + port + " queue " + queue + " " + QueueCounters.name(counter));
     }
 
-    long txDrops(final int port) {
+    public long txDrops(final int port) {
         return counter(port, 1, QueueCounters.DROPS);
     }
 
-    VirtioNetDriver start(final int port, final VirtioNetDriver.Options options) throws IOException {
+    public VirtioNetDriver start(final int port, final VirtioNetDriver.Options options) throws IOException {
         return VirtioNetDriver.start(sockets[port], options);
     }
 
-    VirtioNetDriver start(final int port) throws IOException {
+    public VirtioNetDriver start(final int port) throws IOException {
         return start(port, VirtioNetDriver.Options.defaults());
     }
 

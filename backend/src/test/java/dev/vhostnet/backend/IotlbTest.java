@@ -190,7 +190,8 @@ class IotlbTest {
             }
             assertNotNull(got, "frame delivered once its translations arrived (" + answered + " misses answered)");
             assertArrayEquals(frame, got);
-            assertTrue(answered >= 4, "rings (desc, avail, used) and the buffer each missed: " + answered);
+            // Requests are per page and de-duplicated: at least the rings' page and the buffer's page missed.
+            assertTrue(answered >= 2, "the rings and the buffer missed: " + answered);
         }
     }
 
@@ -249,6 +250,27 @@ class IotlbTest {
             assertNull(b.receive(Duration.ofMillis(100)));
             // The other port is unaffected: B still transmits (to A's RX, which is fine).
             assertEquals(QueueError.NONE, backend.queue(1, 1).error());
+        }
+    }
+
+    @Test
+    void aTranslationThatNeverComesDoesNotHoldThePeerForever() throws Exception {
+        startIommuFrontend();
+        final long rxBuffer = memory.allocate(4096, 4096);
+        // The rings are mapped; A's receive buffer is not, and nobody will ever map it (a hostile or broken guest).
+        update(IOVA_BASE, rxBuffer, memory.uvaBase(), IotlbMessage.PERM_RW);
+        rx.add(List.of(DriverSplitQueue.Segment.writable(iovaOfOffset(rxBuffer), 2048)), false);
+        rx.publish();
+        rx.kick();
+        try (VirtioNetDriver b = backend.start(1)) {
+            for (int i = 0; i < 8; i++) {
+                b.send(Frames.frame(InProcessBackend.MAC_A, InProcessBackend.MAC_B, 400, i));
+            }
+            // Held back briefly while A's translation is asked for, then dropped: B's buffers come back.
+            assertTrue(b.awaitTxDone(WAIT), "B's transmissions complete although A never answers");
+            Await.until("B's frames counted as drops", WAIT, () -> backend.txDrops(1) == 8,
+                () -> String.valueOf(backend.txDrops(1)));
+            assertEquals(QueueError.NONE, backend.queue(0, 0).error(), "A's queue is waiting, not broken");
         }
     }
 }

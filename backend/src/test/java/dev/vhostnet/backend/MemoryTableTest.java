@@ -193,6 +193,28 @@ class MemoryTableTest {
         }
     }
 
+    /** QEMU 7.2 with queues=N: every queue pair's vhost_dev adds and removes each region over the same socket. */
+    @Test
+    void aRegionAddedOncePerQueuePairIsCountedAndRemovedOncePerQueuePair() throws Exception {
+        try (RawSession s = RawSession.negotiated(backend.socket(0))) {
+            final long before = OpenFds.count();
+            final MemoryRegion region = s.memory.window(0, MIB);
+            s.fe.addMemReg(region);
+            s.fe.addMemReg(region); // pair 1's copy: accepted, its fd closed
+            s.fe.addMemReg(region); // pair 2's copy
+            final MemoryRegion overlapping = s.memory.window(MIB / 2, MIB);
+            assertNotEquals(0, s.fe.ack(FrontendRequest.ADD_MEM_REG, VhostUserFrontend.singleRegion(overlapping), overlapping.fd()),
+                "a different region overlapping it is still refused");
+            s.fe.remMemReg(region);
+            s.fe.remMemReg(region);
+            s.fe.remMemReg(region);
+            assertNotEquals(0, s.fe.ack(FrontendRequest.REM_MEM_REG, VhostUserFrontend.singleRegion(region)),
+                "removed as often as it was added");
+            OpenFds.awaitBackTo(before, "every copy removed");
+            s.fe.addMemReg(region);
+        }
+    }
+
     @Test
     void badAddMemRegRequestsAreRejected() throws Exception {
         try (RawSession s = RawSession.negotiated(backend.socket(0))) {

@@ -74,6 +74,15 @@ public final class BackendProcess implements PeerModeBackend {
         return process.console().file();
     }
 
+    /**
+     * Stops the back-end (SIGTERM) and returns the per-queue counters it printed on the way out.
+     * The process is closed afterwards either way; calling {@link #close()} again is harmless.
+     */
+    public BackendStats stopAndReadStats() throws IOException {
+        process.close();
+        return BackendStats.parse(logFile());
+    }
+
     @Override
     public void close() {
         process.close(); // SIGTERM: the back-end's shutdown hook gets to remove its sockets

@@ -42,16 +42,27 @@ public final class QemuGuest implements AutoCloseable {
         String append = String.join(" ",
                 "console=ttyS0",
                 "panic=1", // with -no-reboot a panic ends QEMU instead of hanging the test
+                // Under TCG on a loaded host the kernel's IO-APIC timer check can fail and panic the boot.
+                "no_timer_check",
                 "e2e.role=" + c.role().kernelName(),
                 "e2e.ip=" + c.ip(),
                 "e2e.peer=" + c.peerIp(),
-                "e2e.mib=" + c.payloadMiB());
+                "e2e.mib=" + c.payloadMiB(),
+                "e2e.flows=" + c.flows(),
+                "e2e.tput=" + c.throughputMiB(),
+                "e2e.tputruns=" + c.throughputRuns());
         String nic = String.join(",",
                 "virtio-net-pci",
                 "netdev=n0",
                 "mac=" + c.mac(),
                 "vectors=0", // QEMU 7.2 under TCG crashes starting vhost with MSI-X; INTx works
                 "romfile="); // no iPXE option ROM: we boot a kernel directly
+        String netdev = "vhost-user,id=n0,chardev=c0";
+        if (c.queuePairs() > 1) {
+            // The back-end must offer as many pairs (--queues); QEMU asks it with GET_QUEUE_NUM.
+            netdev += ",queues=" + c.queuePairs();
+            nic += ",mq=on";
+        }
         if (!c.extraNicProps().isEmpty()) {
             nic += "," + String.join(",", c.extraNicProps());
         }
@@ -59,7 +70,7 @@ public final class QemuGuest implements AutoCloseable {
                 E2eSettings.qemuBinary(),
                 "-accel", "tcg", // KVM hangs on this host; TCG is slower but deterministic
                 "-nodefaults", "-display", "none", "-no-reboot",
-                "-smp", "1",
+                "-smp", String.valueOf(c.cpus()),
                 "-m", MEMORY,
                 "-object", "memory-backend-memfd,id=mem,size=" + MEMORY + ",share=on",
                 "-numa", "node,memdev=mem",
@@ -69,7 +80,7 @@ public final class QemuGuest implements AutoCloseable {
                 "-serial", "stdio",
                 // Client side of vhost-user: the back-end is the server and owns the socket.
                 "-chardev", "socket,id=c0,path=" + c.vhostSocket(),
-                "-netdev", "vhost-user,id=n0,chardev=c0",
+                "-netdev", netdev,
                 "-device", nic));
         return cmd;
     }

@@ -1,6 +1,7 @@
 package dev.vhostnet.frontend;
 
 import dev.vhostnet.spec.ProtocolFeature;
+import dev.vhostnet.spec.VirtioDeviceStatus;
 import dev.vhostnet.spec.VirtioFeature;
 import dev.vhostnet.spec.VirtioNetFeature;
 import dev.vhostnet.spec.VirtioNetHeader;
@@ -179,6 +180,11 @@ public final class VirtioNetDriver implements AutoCloseable {
         setUpRing(tx);
         if (options.enableRings) {
             enableRings(true);
+        }
+        if (ProtocolFeature.has(protocolFeatures, ProtocolFeature.STATUS)) {
+            // A back-end that tracks the device status (DPDK's does) starts the device on DRIVER_OK.
+            frontend.setStatus(VirtioDeviceStatus.ACKNOWLEDGE | VirtioDeviceStatus.DRIVER
+                | VirtioDeviceStatus.FEATURES_OK | VirtioDeviceStatus.DRIVER_OK);
         }
     }
 

@@ -40,6 +40,8 @@ final class DataplaneWorker {
     private volatile boolean running = true;
     private volatile boolean parked;
     private int idleSpins;
+    /** Port being forwarded when a fault surfaces (to blame it when no memory is visibly truncated). */
+    private VirtioNetPort serving;
 
     DataplaneWorker(final Dataplane owner, final int index, final int stride, final VirtioNetPort[] ports,
                     final VirtioNetPort[] peers, final PollMode pollMode, final int cpu) {
@@ -108,26 +110,40 @@ final class DataplaneWorker {
             }
         }
         while (running) {
-            if (owner.pauseRequested()) {
-                parkWhilePaused();
-                continue;
-            }
-            final int work = doWork();
-            if (work > 0) {
-                idleSpins = 0;
-            } else {
-                idle();
+            try {
+                if (owner.pauseRequested()) {
+                    parkWhilePaused();
+                    continue;
+                }
+                final int work = doWork();
+                if (work > 0) {
+                    idleSpins = 0;
+                } else {
+                    idle();
+                }
+            } catch (final Throwable t) {
+                // HotSpot reports a SIGBUS in an Unsafe access (guest memory truncated under its mapping)
+                // asynchronously: the InternalError can surface anywhere in this loop, not only in forward(),
+                // even inside this handler. Nothing may end the loop but close().
+                try {
+                    contain(t);
+                } catch (final Throwable again) {
+                    LOG.severe(thread.getName() + ": fault while containing a fault: " + again);
+                }
             }
         }
     }
 
     private void parkWhilePaused() {
         parked = true;
-        while (owner.pauseRequested() && running) {
-            LockSupport.parkNanos(100_000);
+        try {
+            while (owner.pauseRequested() && running) {
+                LockSupport.parkNanos(100_000);
+            }
+        } finally {
+            parked = false; // even if a late fault surfaces here: never look parked while running
+            idleSpins = 0;
         }
-        parked = false;
-        idleSpins = 0;
     }
 
     private int doWork() {
@@ -137,23 +153,71 @@ final class DataplaneWorker {
                 continue; // vhost-pci: the lease on another process's rings ran out; do not touch them
             }
             final VirtioNetPort peer = peers[i] != null && peers[i].leaseValid() ? peers[i] : null;
+            serving = ports[i];
             try {
                 work += forwarder.forward(ports[i], peer, index, stride);
             } catch (final Throwable t) {
                 // A fault in guest memory (e.g. a region truncated under us) must cost that port, not the process.
-                contain(ports[i], t);
+                contain(t);
             }
         }
+        serving = null;
         return work;
     }
 
-    private void contain(final VirtioNetPort port, final Throwable t) {
-        for (int q = 0; q < port.queueCount(); q++) {
-            if ((q / 2) % stride == index) {
-                port.queue(q).fail(QueueError.MEMORY_FAULT);
+    /**
+     * Stop the queues (this worker's) of the port a fault belongs to: every port whose guest memory no longer
+     * covers its regions (truncated by its front-end), or else the port being served when the fault surfaced.
+     */
+    private void contain(final Throwable t) {
+        boolean found = false;
+        for (final VirtioNetPort port : ports) {
+            if (!memoryIntact(port)) {
+                stopPort(port, t);
+                found = true;
             }
         }
-        LOG.severe(port.name() + ": dataplane fault, queues stopped: " + t);
+        if (!found) {
+            if (serving != null) {
+                stopPort(serving, t);
+            } else {
+                LOG.severe("dataplane fault outside any port's processing: " + t);
+            }
+        }
+        serving = null;
+        // The fault may have interrupted a surviving queue mid-burst: put this worker's queues back to their
+        // last consistent position (broken ones are left alone).
+        for (final VirtioNetPort port : ports) {
+            for (int q = 0; q < port.queueCount(); q++) {
+                if ((q / 2) % stride == index) {
+                    port.queue(q).recoverAfterFault();
+                }
+            }
+        }
+    }
+
+    private static boolean memoryIntact(final VirtioNetPort port) {
+        for (int q = 0; q < port.queueCount(); q++) {
+            if (!port.queue(q).memory().isIntact()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void stopPort(final VirtioNetPort port, final Throwable t) {
+        boolean stopped = false;
+        for (int q = 0; q < port.queueCount(); q++) {
+            if ((q / 2) % stride != index) {
+                continue; // another worker's queue
+            }
+            final Virtqueue queue = port.queue(q);
+            stopped |= queue.error() == QueueError.NONE && queue.isStarted();
+            queue.fail(QueueError.MEMORY_FAULT);
+        }
+        if (stopped) {
+            LOG.severe(port.name() + ": dataplane fault, queues stopped: " + t);
+        }
     }
 
     private void idle() {

@@ -203,6 +203,16 @@ public final class GuestMemory implements AutoCloseable {
         }
     }
 
+    /** Whether every region's fd still covers it (see {@link GuestRegion#isIntact()}). */
+    public boolean isIntact() {
+        for (final GuestRegion r : regions) {
+            if (!r.isIntact()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Release this table's references; regions no other table uses are unmapped and their fds closed. */
     @Override
     public void close() {

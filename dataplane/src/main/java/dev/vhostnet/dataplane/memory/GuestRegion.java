@@ -99,6 +99,19 @@ public final class GuestRegion implements AutoCloseable {
         return hostAddr;
     }
 
+    /**
+     * Whether the fd still covers the whole region. A front-end can truncate a shared file under a live
+     * mapping; touching the lost pages then raises SIGBUS (an InternalError in the accessing thread), and the
+     * dataplane uses this to tell which memory went away.
+     */
+    public boolean isIntact() {
+        try {
+            return FileDescriptors.size(fd) >= mmapOffset + size;
+        } catch (final RuntimeException e) {
+            return false;
+        }
+    }
+
     /** Same region as a REM_MEM_REG description: compared on guest address, size and user address. */
     public boolean describes(final long gpa, final long regionSize, final long uva) {
         return gpa == guestPhysAddr && regionSize == size && uva == userAddr;

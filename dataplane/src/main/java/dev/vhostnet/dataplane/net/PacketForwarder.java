@@ -30,6 +30,8 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
     /** Largest frame accepted from a guest: 64 KiB (a GSO frame) plus link headers. */
     public static final int MAX_FRAME = 65536 + 256;
     private static final int MAX_PAIRS = 128;
+    /** deliver(): the receiver's translation is pending; retry the frame later. */
+    private static final int RETRY = -2;
 
     private static final Unsafe UNSAFE = org.agrona.UnsafeAccess.UNSAFE;
 
@@ -51,6 +53,8 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
     // Destination of the frame being delivered (for the software-offload sink).
     private VirtioNetPort sinkPort;
     private Virtqueue sinkRx;
+    /** Frame bytes the sink delivered during one software segmentation. */
+    private long sinkBytes;
 
     /**
      * Forward up to one burst from each of {@code from}'s running TX queues to {@code to}.
@@ -93,33 +97,66 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         int drops = 0;
         int errors = 0;
         int done = 0;
-        while (done < BURST && tx.available() > 0) {
-            if (!tx.pop(txChain)) {
-                break; // queue broken; the control plane reports it
-            }
-            done++;
-            final long frameLen = txChain.readBytes() - srcHeader;
-            if (frameLen <= 0 || frameLen > MAX_FRAME || txChain.writeCount() > 0) {
-                errors++;
-                drops++;
-            } else if (ownedTargets == 0) {
-                drops++;
-            } else {
-                final int dstPair = samePairs && pair < toPairs ? pair
-                    : offset + stride * Integer.remainderUnsigned(flowHash(srcHeader), ownedTargets);
-                final int delivered = deliver(from, to, dstPair, (int) frameLen);
-                if (delivered > 0) {
-                    txBytes += frameLen;
-                } else {
+        Throwable fault = null;
+        // A chain popped and not yet completed. A fault in guest memory can surface asynchronously anywhere
+        // (HotSpot raises SIGBUS errors at its next check), so whatever was popped is completed and published
+        // in the finally block: the sender never loses a buffer because of someone else's memory.
+        boolean holding = false;
+        try {
+            while (done < BURST && tx.available() > 0) {
+                final long txMark = tx.mark();
+                if (!tx.pop(txChain)) {
+                    break; // queue broken (the control plane reports it) or waiting for an IOTLB translation
+                }
+                holding = true;
+                done++;
+                final long frameLen = txChain.readBytes() - srcHeader;
+                if (frameLen <= 0 || frameLen > MAX_FRAME || txChain.writeCount() > 0) {
+                    errors++;
                     drops++;
-                    if (delivered < 0) {
-                        errors++;
+                } else if (ownedTargets == 0) {
+                    drops++;
+                } else {
+                    final int dstPair = samePairs && pair < toPairs ? pair
+                        : offset + stride * Integer.remainderUnsigned(flowHash(srcHeader), ownedTargets);
+                    int delivered;
+                    try {
+                        delivered = deliver(from, to, dstPair, (int) frameLen);
+                    } catch (final Throwable t) {
+                        // E.g. the receiver's memory was truncated under us (SIGBUS): complete the sender's chain
+                        // anyway, so the surviving guest does not lose a buffer, then let the dataplane contain it.
+                        delivered = -1;
+                        fault = t;
+                    }
+                    if (delivered == RETRY) {
+                        // The receiver's buffers are waiting for IOTLB translations: leave this frame in the sender's
+                        // ring (backpressure) instead of dropping it, and retry once the front-end has answered.
+                        tx.rewind(txMark);
+                        holding = false;
+                        done--;
+                        break;
+                    }
+                    if (delivered > 0) {
+                        txBytes += frameLen;
+                    } else {
+                        drops++;
+                        if (delivered < 0) {
+                            errors++;
+                        }
                     }
                 }
+                tx.addUsed(txChain, 0);
+                holding = false;
+                if (fault != null) {
+                    break;
+                }
             }
-            tx.addUsed(txChain, 0);
+        } finally {
+            if (holding) {
+                tx.addUsed(txChain, 0);
+            }
+            tx.publishUsed();
         }
-        tx.publishUsed();
         txCounters.add(QueueCounters.PACKETS, done - drops);
         txCounters.add(QueueCounters.BYTES, txBytes);
         if (drops > 0) {
@@ -138,7 +175,20 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                 rxBytes[p] = 0;
             }
         }
+        if (fault != null) {
+            throwUnchecked(fault);
+        }
         return done;
+    }
+
+    private static void throwUnchecked(final Throwable t) {
+        if (t instanceof RuntimeException) {
+            throw (RuntimeException) t;
+        }
+        if (t instanceof Error) {
+            throw (Error) t;
+        }
+        throw new IllegalStateException(t);
     }
 
     /**
@@ -167,7 +217,8 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         if (flags == 0 && gsoType == VirtioNetHeader.GSO_NONE) {
             plainHeader();
             buildSource(srcHeader, to.headerLength());
-            return count(dstPair, frameLen, copyToRx(to, rx, (long) to.headerLength() + frameLen));
+            final boolean copied = copyToRx(to, rx, (long) to.headerLength() + frameLen);
+            return !copied && rx.awaitingTranslation() ? RETRY : count(dstPair, frameLen, copied);
         }
         final long senderFeatures = from.features();
         final int gsoSize = senderHeader.getShort(4) & 0xFFFF;
@@ -195,19 +246,21 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
             header.putShort(8, (short) csumOffset);
             header.putShort(10, (short) 1);
             buildSource(srcHeader, to.headerLength());
-            return count(dstPair, frameLen, copyToRx(to, rx, (long) to.headerLength() + frameLen));
+            final boolean copied = copyToRx(to, rx, (long) to.headerLength() + frameLen);
+            return !copied && rx.awaitingTranslation() ? RETRY : count(dstPair, frameLen, copied);
         }
         // The receiver cannot take it as is: linearize, then finish the work the sender's offload skipped.
         gather(txChain, srcHeader, linear.addressOffset(), frameLen);
         sinkPort = to;
         sinkRx = rx;
         if (gsoType != VirtioNetHeader.GSO_NONE) {
+            sinkBytes = 0;
             final int frames = software.segment(linear, frameLen, gsoType, gsoSize, this);
             if (frames < 0) {
                 return -1;
             }
             rxFrames[dstPair] += frames;
-            rxBytes[dstPair] += frameLen;
+            rxBytes[dstPair] += sinkBytes; // what the segments (each with its own headers) occupy, not the GSO frame
             return frames;
         }
         if (!SoftwareOffload.completeChecksum(linear, frameLen, csumStart, csumOffset)) {
@@ -233,7 +286,11 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         srcLen[0] = sinkPort.headerLength();
         srcAddr[1] = buffer.addressOffset();
         srcLen[1] = length;
-        return copyToRx(sinkPort, sinkRx, (long) sinkPort.headerLength() + length);
+        final boolean delivered = copyToRx(sinkPort, sinkRx, (long) sinkPort.headerLength() + length);
+        if (delivered) {
+            sinkBytes += length;
+        }
+        return delivered;
     }
 
     private static boolean senderMayUse(final long features, final int gsoType) {

@@ -62,6 +62,8 @@ public final class PackedVirtqueue extends Virtqueue {
     private boolean signalledUsedWrap;
     private boolean signalledValid;
     private boolean kicksEnabled = true;
+    /** Inflight tracking (INFLIGHT_SHMFD), or null: every hook below is one null check when off. */
+    private PackedInflight inflight;
 
     public PackedVirtqueue(final int index, final QueueCounters counters) {
         super(index, counters);
@@ -108,7 +110,35 @@ public final class PackedVirtqueue extends Virtqueue {
         signalledValid = false;
         kicksEnabled = true;
         this.started = true;
-        return remap(memory);
+        final QueueError result = remap(memory);
+        if (result == QueueError.NONE && inflight != null) {
+            // Reconnect: positions from the region, chains found inflight resubmitted first, in fetch order.
+            // Completing in order, those are the chains at [used, avail) of the ring: the same ones a back-end
+            // without tracking would re-read from there; the tracking matters for out-of-order completion.
+            final long pos = inflight.start(size, usedIdx, usedWrap, ring);
+            if (pos >= 0) {
+                lastAvailIdx = (int) pos & 0x7FFF;
+                availWrap = (pos & 0x8000) != 0;
+                usedIdx = (int) (pos >>> 16) & 0x7FFF;
+                usedWrap = (pos & 0x8000_0000L) != 0;
+            }
+        }
+        return result;
+    }
+
+    @Override
+    public void setInflight(final InflightBuffer.Region region) {
+        inflight = region == null ? null : new PackedInflight(region);
+    }
+
+    /** Tracking state, for tests in this package. */
+    PackedInflight inflight() {
+        return inflight;
+    }
+
+    @Override
+    public int pendingResubmits() {
+        return inflight == null ? 0 : inflight.pendingResubmits();
     }
 
     @Override
@@ -133,6 +163,9 @@ public final class PackedVirtqueue extends Virtqueue {
         ring.wrap(ringHost, DESC_SIZE * size);
         driverEvent.wrap(driverHost, 4);
         deviceEvent.wrap(deviceHost, 4);
+        if (pendingCount == 0) {
+            restMark = mark();
+        }
         return QueueError.NONE;
     }
 
@@ -153,6 +186,7 @@ public final class PackedVirtqueue extends Virtqueue {
     @Override
     public void reset() {
         super.reset();
+        inflight = null;
         lastAvailIdx = 0;
         availWrap = true;
         usedIdx = 0;
@@ -181,6 +215,9 @@ public final class PackedVirtqueue extends Virtqueue {
      */
     @Override
     public int available() {
+        if (inflight != null && inflight.pendingResubmits() > 0 && isRunning()) {
+            return inflight.pendingResubmits();
+        }
         return refreshAvailable();
     }
 
@@ -198,6 +235,15 @@ public final class PackedVirtqueue extends Virtqueue {
 
     @Override
     public boolean pop(final DescriptorChain chain) {
+        final PackedInflight t = inflight;
+        if (t != null && t.pendingResubmits() > 0) {
+            return popResubmitted(t, t.nextResubmit(), chain);
+        }
+        if (pendingCount >= size) {
+            // Every slot already holds a completion we have not published: a driver that offers more is
+            // re-offering descriptors it does not own.
+            return failed(QueueError.AVAIL_IDX_JUMP);
+        }
         chain.ensureCapacity(size + 8);
         chain.reset(-1);
         int pos = lastAvailIdx;
@@ -217,6 +263,10 @@ public final class PackedVirtqueue extends Virtqueue {
             final long addr = ring.getLong(at + DESC_ADDR);
             final long len = ring.getInt(at + DESC_LEN) & 0xFFFF_FFFFL;
             final int id = ring.getShort(at + DESC_ID) & 0xFFFF;
+            if (t != null && !t.onDescriptor(descs, (flags & (DESC_F_NEXT | DESC_F_INDIRECT)) != DESC_F_NEXT,
+                addr, (int) len, flags, id)) {
+                return failed(QueueError.INFLIGHT_FULL);
+            }
             descs++;
             if (++pos == size) {
                 pos = 0;
@@ -252,10 +302,64 @@ public final class PackedVirtqueue extends Virtqueue {
         if (chain.head >= size) {
             return failed(QueueError.BAD_BUFFER_ID);
         }
+        if (t != null) {
+            t.bind(chain.head);
+        }
         lastAvailIdx = pos;
         availWrap = wrap;
         lastChainDescs = descs;
         chain.ringDescs = descs;
+        if (iotlb != null) {
+            walked();
+        }
+        return true;
+    }
+
+    /** A chain a previous back-end took and did not complete, walked again from its copy in the region. */
+    private boolean popResubmitted(final PackedInflight t, final int slot, final DescriptorChain chain) {
+        chain.ensureCapacity(size + 8);
+        chain.reset(-1);
+        final int num = t.num(slot);
+        int j = slot;
+        int id = -1;
+        for (int k = 0; k < num; k++) {
+            if (j >= t.entries()) {
+                return failed(QueueError.CHAIN_TOO_LONG);
+            }
+            final long addr = t.addr(j);
+            final long len = t.len(j) & 0xFFFF_FFFFL;
+            final int flags = t.flags(j);
+            id = t.id(j);
+            if ((flags & DESC_F_INDIRECT) != 0) {
+                if (!indirectAllowed) {
+                    return failed(QueueError.INDIRECT_NOT_NEGOTIATED);
+                }
+                if ((flags & DESC_F_NEXT) != 0 || k != num - 1) {
+                    return failed(QueueError.INDIRECT_WITH_NEXT);
+                }
+                final QueueError e = walkIndirect(chain, addr, len);
+                if (e != QueueError.NONE) {
+                    return failed(e);
+                }
+            } else {
+                final boolean writable = (flags & DESC_F_WRITE) != 0;
+                if (!writable && chain.writeCount > 0) {
+                    return failed(QueueError.READABLE_AFTER_WRITABLE);
+                }
+                final QueueError e = addBuffer(chain, addr, len, writable);
+                if (e != QueueError.NONE) {
+                    return failed(e);
+                }
+            }
+            j = t.next(j);
+        }
+        if (id < 0 || id >= size) {
+            return failed(QueueError.BAD_BUFFER_ID);
+        }
+        chain.head = id;
+        chain.ringDescs = num;
+        lastChainDescs = num;
+        t.bindResubmitted(id, slot);
         return true;
     }
 
@@ -316,12 +420,18 @@ public final class PackedVirtqueue extends Virtqueue {
 
     @Override
     public long mark() {
+        if (inflight != null) {
+            inflight.mark();
+        }
         return ((long) pendingCount << 48) | ((long) (usedIdx | (usedWrap ? 0x8000 : 0)) << 16)
             | (lastAvailIdx | (availWrap ? 0x8000 : 0));
     }
 
     @Override
     public void rewind(final long mark) {
+        if (inflight != null) {
+            inflight.rewind();
+        }
         pendingCount = (int) (mark >>> 48);
         final int used = (int) (mark >>> 16) & 0xFFFF;
         usedIdx = used & 0x7FFF;
@@ -334,7 +444,12 @@ public final class PackedVirtqueue extends Virtqueue {
     public void publishUsed() {
         final int n = pendingCount;
         if (n == 0 || !isRunning() || !ringsReady) {
+            restMark = mark();
             return;
+        }
+        final PackedInflight t = inflight;
+        if (t != null) {
+            t.linkBatch(pendingId, n, usedIdx, usedWrap);
         }
         for (int i = 0; i < n; i++) {
             final int at = pendingPos[i] * DESC_SIZE;
@@ -348,6 +463,9 @@ public final class PackedVirtqueue extends Virtqueue {
         }
         // Volatile store: releases the whole batch, and orders it before the event-suppression read below.
         ring.putShortVolatile(pendingPos[0] * DESC_SIZE + DESC_FLAGS, pendingFlags[0]);
+        if (t != null) {
+            t.completeBatch(pendingId, n, usedIdx, usedWrap);
+        }
         pendingCount = 0;
         if (log != null) {
             memory.logWrite(log, ring.addressOffset(), ring.capacity());

@@ -23,7 +23,8 @@ public enum QueueError {
     MEMORY_FAULT("fault while accessing guest memory"),
     /** Not an error: the translation is being asked from the front-end; the chain is retried later. */
     IOTLB_MISS("IOTLB miss (translation requested)"),
-    IOTLB_DENIED("IOTLB permission denied");
+    IOTLB_DENIED("IOTLB permission denied"),
+    INFLIGHT_FULL("more descriptors outstanding than inflight tracking holds (buffer ids reused)");
 
     private final String description;
 

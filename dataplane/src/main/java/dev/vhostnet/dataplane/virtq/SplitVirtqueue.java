@@ -71,6 +71,8 @@ public final class SplitVirtqueue extends Virtqueue {
     private boolean kicksEnabled = true;
     /** Whether usedIdx was read from the ring since start (deferred while an IOTLB miss is pending). */
     private boolean usedIdxKnown;
+    /** Inflight tracking (INFLIGHT_SHMFD), or null: every hook below is one null check when off. */
+    private SplitInflight inflight;
 
 
     public SplitVirtqueue(final int index, final QueueCounters counters) {
@@ -147,6 +149,18 @@ public final class SplitVirtqueue extends Virtqueue {
             usedIdx = used.getShortVolatile(USED_IDX) & 0xFFFF;
             publishedUsedIdx = usedIdx;
             usedIdxKnown = true;
+            restMark = mark();
+            if (inflight != null) {
+                // Reconnect: continue after the chains found inflight (resubmitted first, in fetch order).
+                // This back-end completes in order, so those are exactly avail slots [used->idx, used->idx + n):
+                // resubmitting them equals re-reading the avail ring from used->idx, which is the base QEMU
+                // sends after a back-end crash; the tracking matters for out-of-order completion only.
+                final int resumeAt = inflight.start(size, usedIdx);
+                if (resumeAt >= 0) {
+                    lastAvailIdx = resumeAt;
+                    shadowAvailIdx = resumeAt;
+                }
+            }
         }
         return QueueError.NONE;
     }
@@ -175,10 +189,26 @@ public final class SplitVirtqueue extends Virtqueue {
         signalledValid = false;
     }
 
+    @Override
+    public void setInflight(final InflightBuffer.Region region) {
+        inflight = region == null ? null : new SplitInflight(region);
+    }
+
+    /** Tracking state, for tests in this package. */
+    SplitInflight inflight() {
+        return inflight;
+    }
+
+    @Override
+    public int pendingResubmits() {
+        return inflight == null ? 0 : inflight.pendingResubmits();
+    }
+
     /** Forget everything (disconnect, RESET_OWNER, RESET_DEVICE); returns nothing: fds are closed by the caller. */
     @Override
     public void reset() {
         super.reset();
+        inflight = null;
         lastAvailIdx = 0;
         shadowAvailIdx = 0;
         usedIdx = 0;
@@ -203,6 +233,9 @@ public final class SplitVirtqueue extends Virtqueue {
         }
         if (iotlb != null && !iotlbReady()) {
             return 0;
+        }
+        if (inflight != null && inflight.pendingResubmits() > 0) {
+            return inflight.pendingResubmits();
         }
         final int cached = (shadowAvailIdx - lastAvailIdx) & 0xFFFF;
         if (cached != 0 && cached <= size) {
@@ -234,12 +267,37 @@ public final class SplitVirtqueue extends Virtqueue {
      */
     @Override
     public boolean pop(final DescriptorChain chain) {
+        final SplitInflight t = inflight;
+        if (t != null && t.pendingResubmits() > 0) {
+            return popResubmitted(t.nextResubmit(), chain);
+        }
         final int head = avail.getShort(AVAIL_RING + 2 * (lastAvailIdx & mask)) & 0xFFFF;
         lastAvailIdx = (lastAvailIdx + 1) & 0xFFFF;
         if (head >= size) {
             fail(QueueError.HEAD_OUT_OF_RANGE);
             return false;
         }
+        chain.ensureCapacity(size + 8);
+        final QueueError walked = walk(head, chain);
+        if (walked != QueueError.NONE) {
+            if (walked == QueueError.IOTLB_MISS) {
+                lastAvailIdx = (lastAvailIdx - 1) & 0xFFFF; // retried once the translation arrives
+                return false;
+            }
+            fail(walked);
+            return false;
+        }
+        if (t != null) {
+            t.onPop(head); // inflight from here: validated, not yet processed
+        }
+        if (iotlb != null) {
+            walked();
+        }
+        return true;
+    }
+
+    /** A head a previous back-end took and did not complete: walked again from the descriptor table. */
+    private boolean popResubmitted(final int head, final DescriptorChain chain) {
         chain.ensureCapacity(size + 8);
         final QueueError walked = walk(head, chain);
         if (walked != QueueError.NONE) {
@@ -328,18 +386,27 @@ public final class SplitVirtqueue extends Virtqueue {
         final int at = USED_RING + USED_ELEM_SIZE * (usedIdx & mask);
         used.putInt(at, id);
         used.putInt(at + 4, len);
+        if (inflight != null) {
+            inflight.onUsed(usedIdx, id);
+        }
         usedIdx = (usedIdx + 1) & 0xFFFF;
     }
 
     /** Position to return to if a multi-chain operation (mergeable RX) cannot complete. */
     @Override
     public long mark() {
+        if (inflight != null) {
+            inflight.mark();
+        }
         return ((long) lastAvailIdx << 16) | usedIdx;
     }
 
     /** Give back chains popped and used entries queued since {@code mark}; the guest never saw them. */
     @Override
     public void rewind(final long mark) {
+        if (inflight != null) {
+            inflight.rewind(avail, (int) (mark >>> 16) & 0xFFFF, lastAvailIdx);
+        }
         lastAvailIdx = (int) (mark >>> 16) & 0xFFFF;
         usedIdx = (int) mark & 0xFFFF;
     }
@@ -348,15 +415,24 @@ public final class SplitVirtqueue extends Virtqueue {
     @Override
     public void publishUsed() {
         if (usedIdx == publishedUsedIdx || !isRunning() || !ringsReady) {
+            restMark = mark();
             return;
+        }
+        final SplitInflight t = inflight;
+        if (t != null) {
+            t.linkBatch(publishedUsedIdx, usedIdx);
         }
         // Volatile store: release for the entries written above, and the StoreLoad fence the interrupt
         // decision below needs (the guest writes used_event / flags, then reads used->idx).
         used.putShortVolatile(USED_IDX, (short) usedIdx);
+        if (t != null) {
+            t.completeBatch(publishedUsedIdx, usedIdx);
+        }
         publishedUsedIdx = usedIdx;
         if (log != null) {
             memory.logWrite(log, used.addressOffset(), used.capacity());
         }
+        restMark = mark();
         if (call != null && needsInterrupt()) {
             interrupt();
         }

@@ -28,6 +28,11 @@ public abstract class Virtqueue {
     protected QueueError error = QueueError.NONE;
     /** Ring addresses resolved to host memory (false while an IOTLB translation is awaited). */
     protected boolean ringsReady;
+    /**
+     * {@link #mark()} at the last point where every chain taken had been completed and published (after each
+     * publish, and at start). See {@link #recoverAfterFault()}.
+     */
+    protected long restMark;
 
     /** Dirty log while live migration logs writes (VHOST_F_LOG_ALL + SET_LOG_BASE), else null. */
     protected DirtyLog log;
@@ -39,6 +44,15 @@ public abstract class Virtqueue {
     private long ringGeneration = -1;
     /** IOTLB generation at the last miss: nothing to retry until the IOTLB changes. */
     private long missGeneration = -1;
+
+    /** Longest a peer's frames are held back for this queue's missing translation before being dropped. */
+    private static final long MAX_TRANSLATION_WAIT_NANOS = 100_000_000L;
+    /** The same page is asked for again at most this often (the IOTLB changing for other pages re-tries). */
+    private static final long MISS_REPEAT_NANOS = 20_000_000L;
+    private long waitingSinceNanos;
+    private boolean waiting;
+    private long lastMissPage = -1;
+    private long lastMissNanos;
 
     /** Returned by {@link #translateRing} when the translation was requested from the front-end. */
     protected static final long RING_MISS = -1;
@@ -85,6 +99,20 @@ public abstract class Virtqueue {
 
     /** Stop the ring (GET_VRING_BASE); returns the position to resume from, in the SET_VRING_BASE encoding. */
     public abstract int stop();
+
+    /**
+     * Track inflight descriptors in {@code region} of the shared inflight buffer (INFLIGHT_SHMFD), or stop
+     * tracking ({@code null}). Set while the ring is stopped; the next {@link #start} initializes the region or,
+     * if it holds a previous back-end's state, runs the reconnect procedure and resubmits what was inflight.
+     */
+    public void setInflight(final InflightBuffer.Region region) {
+        // Ring formats without inflight support ignore it.
+    }
+
+    /** Inflight descriptors found at start and not resubmitted yet (0 without tracking). */
+    public int pendingResubmits() {
+        return 0;
+    }
 
     /** Forget everything (disconnect, reset); fds must have been detached by the caller. */
     public void reset() {
@@ -145,6 +173,17 @@ public abstract class Virtqueue {
         return true;
     }
 
+    /** Whether the queue is waiting for the front-end to answer an IOTLB miss (nothing to do until then). */
+    public final boolean awaitingTranslation() {
+        // Bounded: a guest whose IOMMU never maps the address must not hold its peer's frames forever.
+        return iotlb != null && waiting && System.nanoTime() - waitingSinceNanos < MAX_TRANSLATION_WAIT_NANOS;
+    }
+
+    /** A chain was taken: whatever translation this queue waited for has arrived. */
+    protected final void walked() {
+        waiting = false;
+    }
+
     /** Host address of a ring: front-end virtual address, or IOVA through the IOTLB ({@link #RING_MISS}). */
     protected final long translateRing(final long address, final long length, final int perm) {
         if (iotlb == null) {
@@ -165,7 +204,18 @@ public abstract class Virtqueue {
     }
 
     protected final void requestTranslation(final long iova, final int perm) {
+        final long now = System.nanoTime();
+        if (!waiting) {
+            waiting = true; // until a walk gets through (see walked())
+            waitingSinceNanos = now;
+        }
         missGeneration = iotlb.generation();
+        final long page = iova & ~4095L;
+        if (page == lastMissPage && now - lastMissNanos < MISS_REPEAT_NANOS) {
+            return; // asked already; every IOTLB update re-tries the walk, don't flood the front-end
+        }
+        lastMissPage = page;
+        lastMissNanos = now;
         if (missSink != null) {
             missSink.miss(iova, perm);
         }
@@ -354,6 +404,17 @@ public abstract class Virtqueue {
     public abstract void rewind(long mark);
 
     public abstract void publishUsed();
+
+    /**
+     * After a fault in someone else's guest memory surfaced asynchronously in the middle of this queue's
+     * work: go back to the last consistent position. Chains taken since were neither completed nor
+     * published; they are taken again (a frame may be sent twice, none is lost, no buffer leaks).
+     */
+    public final void recoverAfterFault() {
+        if (started && ringsReady && error == QueueError.NONE) {
+            rewind(restMark);
+        }
+    }
 
     /** Ask the guest not to kick: we are polling. */
     public abstract void disableKicks();
