@@ -180,12 +180,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
         final boolean ackRequested = header.needsReply()
             && ProtocolFeature.has(ackedProtocolFeatures, ProtocolFeature.REPLY_ACK);
-        final boolean delegated = delegation.affects(message.request());
-        if (delegated) {
-            delegation.begin(delegatedDevice, message.request());
-        }
         try {
-            final boolean repliedAlready = handle(message);
+            final boolean repliedAlready = handleDelegated(message);
             if (ackRequested && !repliedAlready) {
                 channel.sendU64Reply(message.request(), 0);
             }
@@ -200,9 +196,22 @@ public final class VhostUserNetHandler implements AutoCloseable {
             return false;
         } finally {
             message.closeUntakenFds();
-            if (delegated) {
-                delegation.end(delegatedDevice, message.request());
-            }
+        }
+    }
+
+    /**
+     * {@link #handle}, bracketed for vhost-pci peer mode: the rings are taken back before a request that may
+     * change them and handed over again after it, before the request's acknowledgement goes out.
+     */
+    private boolean handleDelegated(final VhostUserMessage m) throws IOException, ProtocolException {
+        if (!delegation.affects(m.request())) {
+            return handle(m);
+        }
+        delegation.begin(delegatedDevice, m.request());
+        try {
+            return handle(m);
+        } finally {
+            delegation.end(delegatedDevice, m.request());
         }
     }
 

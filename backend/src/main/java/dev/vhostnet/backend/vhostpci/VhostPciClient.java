@@ -445,30 +445,12 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
         if (packed && (s.capabilities() & VhostPci.CAP_PACKED_RING) == 0) {
             return;
         }
-        if (!exportMemory(s, memory)) {
-            return;
-        }
         final long features = acked & ~VhostPciDevice.TRANSPORT_BITS;
-        if (features != sentFeatures) {
-            final Ack a = await(s.request(VhostPci.FEATURE_BITS, FeatureBitsMessage.LENGTH, (b, o) ->
-                new FeatureBitsMessage().<FeatureBitsMessage>wrap(b, o).features(features)
-                    .flags(VhostPci.FEATURES_NEGOTIATED)));
-            if (a == null || !a.success()) {
-                return;
-            }
-            sentFeatures = features;
-            acceptedFeatures = a.value();
-            if (acceptedFeatures != features) {
-                rejected |= features & ~acceptedFeatures & offerable;
-                LOG.warning("vhost-pci: device side accepts only 0x" + Long.toHexString(acceptedFeatures) + " of 0x"
-                    + Long.toHexString(features) + "; serving locally until the driver renegotiates without 0x"
-                    + Long.toHexString(features & ~acceptedFeatures));
-            }
+        if (features == sentFeatures && acceptedFeatures != sentFeatures) {
+            return; // renegotiation pending: serve locally until the driver negotiates again
         }
-        if (acceptedFeatures != sentFeatures) {
-            return;
-        }
-        // Stop the local rings at their exact positions; stop listening to their kicks (the device side does).
+        // Stop the local rings at their exact positions first, so that nothing the guest queues while the device
+        // is being exported is taken (and dropped) locally; stop listening to their kicks (the device side will).
         final Dataplane dataplane = d.dataplane();
         final int n = rings.size();
         final int[] queues = new int[n];
@@ -487,6 +469,31 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
         });
         final long deviceId = MacAddress.toDeviceId(d.mac());
         final Delegated candidate = new Delegated(deviceId, packed, queues);
+        if (!exportMemory(s, memory)) {
+            resumeLocal(bases, candidate);
+            return;
+        }
+        if (features != sentFeatures) {
+            final Ack a = await(s.request(VhostPci.FEATURE_BITS, FeatureBitsMessage.LENGTH, (b, o) ->
+                new FeatureBitsMessage().<FeatureBitsMessage>wrap(b, o).features(features)
+                    .flags(VhostPci.FEATURES_NEGOTIATED)));
+            if (a == null || !a.success()) {
+                resumeLocal(bases, candidate);
+                return;
+            }
+            sentFeatures = features;
+            acceptedFeatures = a.value();
+            if (acceptedFeatures != features) {
+                rejected |= features & ~acceptedFeatures & offerable;
+                LOG.warning("vhost-pci: device side accepts only 0x" + Long.toHexString(acceptedFeatures) + " of 0x"
+                    + Long.toHexString(features) + "; serving locally until the driver renegotiates without 0x"
+                    + Long.toHexString(features & ~acceptedFeatures));
+            }
+        }
+        if (acceptedFeatures != sentFeatures) {
+            resumeLocal(bases, candidate);
+            return;
+        }
         final List<Integer> fds = new ArrayList<>();
         for (final Ring r : rings) {
             if (r.kick() != null) {
