@@ -49,6 +49,13 @@ final class BackendChannel implements IotlbMissSink, AutoCloseable {
         enqueue(IotlbMessage.TYPE_ACCESS_FAIL, iova, perm);
     }
 
+    /** CONFIG_CHANGE_MSG (no reply asked): the front-end re-reads the config space (link state). */
+    void configChanged() {
+        enqueue(CONFIG_CHANGE, 0, 0);
+    }
+
+    private static final int CONFIG_CHANGE = -1;
+
     private void enqueue(final int type, final long iova, final int perm) {
         if (!closed && !pending.offer(new long[] {type, iova, perm})) {
             LOG.warning("back-end channel queue full; dropping IOTLB request for 0x" + Long.toHexString(iova));
@@ -64,6 +71,12 @@ final class BackendChannel implements IotlbMissSink, AutoCloseable {
             while (!closed) {
                 final long[] r = pending.poll(200, TimeUnit.MILLISECONDS);
                 if (r == null) {
+                    continue;
+                }
+                if (r[0] == CONFIG_CHANGE) {
+                    header.request(BackendRequest.CONFIG_CHANGE_MSG).flags(VhostUserHeader.VERSION).size(0);
+                    out.write(bytes, 0, VhostUserHeader.LENGTH);
+                    out.flush();
                     continue;
                 }
                 header.request(BackendRequest.IOTLB_MSG).flags(VhostUserHeader.VERSION).size(IotlbMessage.LENGTH);

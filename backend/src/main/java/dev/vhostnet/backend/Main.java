@@ -1,8 +1,12 @@
 package dev.vhostnet.backend;
 
+import dev.vhostnet.backend.vhostpci.VhostPciClient;
+import dev.vhostnet.backend.vhostpci.VhostPciDevice;
+import dev.vhostnet.backend.vhostpci.VhostPciSession;
 import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.agent.PollMode;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
+import dev.vhostnet.spec.vhostpci.VhostPci;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -11,7 +15,9 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.time.Duration;
 import java.util.Locale;
+import java.util.UUID;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -24,7 +30,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
     description = "vhost-user virtio-net back-end; with --peer-socket-path, joins two guests back to back.")
 public final class Main implements Callable<Integer> {
     /** Options listed by --print-capabilities (vhost-user.json "features"). */
-    static final String[] CAPABILITIES = {"peer-socket-path", "poll", "stats-interval", "cpu-affinity", "mac", "queues", "mtu", "dataplane-threads"};
+    static final String[] CAPABILITIES = {"peer-socket-path", "poll", "stats-interval", "cpu-affinity", "mac", "queues", "mtu", "dataplane-threads",
+        "vhost-pci-listen", "vhost-pci-connect"};
 
     static {
         System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT.%1$tL %4$s %5$s%6$s%n");
@@ -39,6 +46,28 @@ public final class Main implements Callable<Integer> {
     @Option(names = "--peer-socket-path", paramLabel = "PATH",
         description = "Second vhost-user socket: what one guest sends, the other receives (in-process peer mode).")
     Path peerSocketPath;
+
+    @Option(names = "--vhost-pci-listen", paramLabel = "PATH",
+        description = "vhost-pci device side: accept one client back-end on PATH and forward between our guest and its"
+            + " guest, walking both guests' rings (spec/VHOST-PCI.md).")
+    Path vhostPciListen;
+
+    @Option(names = "--vhost-pci-connect", paramLabel = "PATH",
+        description = "vhost-pci client side: connect to a device side on PATH (reconnecting) and hand it our guest's"
+            + " rings while it is there.")
+    Path vhostPciConnect;
+
+    @Option(names = "--vhost-pci-uuid", paramLabel = "UUID",
+        description = "Identity on the vhost-pci socket (default: random per process).")
+    UUID vhostPciUuid;
+
+    @Option(names = "--vhost-pci-heartbeat-ms", paramLabel = "MS", defaultValue = "1000",
+        description = "vhost-pci heartbeat interval; the peer is dead after 5 intervals of silence.")
+    int vhostPciHeartbeatMs;
+
+    @Option(names = "--vhost-pci-features", paramLabel = "HEX", hidden = true,
+        description = "Device side: virtio features it handles for the client (mask; default: all we offer).")
+    String vhostPciFeatures;
 
     @Option(names = "--print-capabilities", description = "Print capabilities as JSON and exit.")
     boolean printCapabilities;
@@ -119,6 +148,22 @@ public final class Main implements Callable<Integer> {
         if (peerSocketPath != null && peerSocketPath.equals(socketPath)) {
             return "--peer-socket-path must differ from --socket-path";
         }
+        if (vhostPciListen != null && vhostPciConnect != null) {
+            return "--vhost-pci-listen and --vhost-pci-connect exclude each other";
+        }
+        if ((vhostPciListen != null || vhostPciConnect != null) && peerSocketPath != null) {
+            return "vhost-pci peer mode and --peer-socket-path exclude each other";
+        }
+        if (vhostPciHeartbeatMs < 10 || vhostPciHeartbeatMs > 60_000) {
+            return "--vhost-pci-heartbeat-ms must be 10..60000";
+        }
+        if (vhostPciFeatures != null) {
+            try {
+                Long.parseUnsignedLong(vhostPciFeatures.replaceFirst("^0[xX]", ""), 16);
+            } catch (final NumberFormatException e) {
+                return "--vhost-pci-features must be a hexadecimal mask";
+            }
+        }
         if (queues < 1 || queues > 128) {
             return "--queues must be 1..128";
         }
@@ -177,6 +222,10 @@ public final class Main implements Callable<Integer> {
         if (peerSocketPath != null) {
             ports.add(new VirtioNetPort(peerSocketPath.toString(), queues));
         }
+        if (vhostPciListen != null) {
+            // The client's guest, as a second port of our dataplane: its rings are handed to us over vhost-pci.
+            ports.add(new VirtioNetPort("vhost-pci-peer:" + vhostPciListen, queues));
+        }
         final VirtioNetPort[] portArray = ports.toArray(new VirtioNetPort[0]);
         final VirtioNetPort[] peers = new VirtioNetPort[portArray.length];
         if (portArray.length == 2) {
@@ -188,8 +237,16 @@ public final class Main implements Callable<Integer> {
         final CountDownLatch finished = new CountDownLatch(1);
         final List<VhostUserServer> servers = new ArrayList<>();
         final AtomicBoolean stopped = new AtomicBoolean();
+        final List<AutoCloseable> vhostPci = new ArrayList<>();
         final Runnable shutdown = () -> {
             if (stopped.compareAndSet(false, true)) {
+                for (final AutoCloseable c : vhostPci) {
+                    try {
+                        c.close();
+                    } catch (final Exception e) {
+                        err.println("vhost-user-net: vhost-pci shutdown: " + e);
+                    }
+                }
                 servers.forEach(VhostUserServer::close);
                 stats.print("final");
                 dataplane.close();
@@ -209,8 +266,27 @@ public final class Main implements Callable<Integer> {
                 servers.add(VhostUserServer.listen(peerSocketPath, portArray[1], dataplane,
                     new NetDeviceConfig(mac1, queues, mtu), finished::countDown));
             }
+            final UUID uuid = vhostPciUuid != null ? vhostPciUuid : UUID.randomUUID();
+            if (vhostPciListen != null) {
+                long handled = config0.offeredFeatures();
+                if (vhostPciFeatures != null) {
+                    handled &= Long.parseUnsignedLong(vhostPciFeatures.replaceFirst("^0[xX]", ""), 16);
+                }
+                final VhostPciDevice device = new VhostPciDevice(vhostPciListen, portArray[0], portArray[1], dataplane,
+                    sessionConfig(VhostPci.ROLE_DEVICE, uuid), handled);
+                vhostPci.add(device);
+                servers.get(0).delegation(device.localDelegation());
+            } else if (vhostPciConnect != null) {
+                final VhostPciClient client = new VhostPciClient(vhostPciConnect,
+                    sessionConfig(VhostPci.ROLE_CLIENT, uuid), config0.offeredFeatures(), Duration.ofSeconds(1));
+                vhostPci.add(client);
+                servers.get(0).delegation(client);
+            }
         } catch (final Exception e) {
             err.println("vhost-user-net: cannot start: " + e.getMessage());
+            for (final AutoCloseable c : vhostPci) {
+                c.close();
+            }
             servers.forEach(VhostUserServer::close);
             dataplane.close();
             return 1;
@@ -218,6 +294,15 @@ public final class Main implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(new Thread(shutdown, "vhost-shutdown"));
         dataplane.start();
         servers.forEach(VhostUserServer::start);
+        for (final AutoCloseable c : vhostPci) {
+            if (c instanceof VhostPciDevice d) {
+                d.start();
+                out.println("vhost-user-net: vhost-pci device side on " + vhostPciListen + ", UUID " + d.uuid());
+            } else if (c instanceof VhostPciClient cl) {
+                cl.start();
+                out.println("vhost-user-net: vhost-pci client side of " + vhostPciConnect + ", UUID " + cl.uuid());
+            }
+        }
         printBanner(servers);
         if (statsInterval > 0) {
             final Thread printer = new Thread(() -> {
@@ -236,6 +321,10 @@ public final class Main implements Callable<Integer> {
         finished.await();
         shutdown.run();
         return 0;
+    }
+
+    private VhostPciSession.Config sessionConfig(final int role, final UUID uuid) {
+        return VhostPciSession.Config.defaults(role, uuid).withHeartbeat(vhostPciHeartbeatMs, 5 * vhostPciHeartbeatMs);
     }
 
     private void printBanner(final List<VhostUserServer> servers) {

@@ -1,5 +1,6 @@
 package dev.vhostnet.backend;
 
+import dev.vhostnet.backend.vhostpci.DeviceDelegation;
 import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.memory.DirtyLog;
 import dev.vhostnet.dataplane.memory.GuestMemory;
@@ -55,6 +56,9 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private final NetDeviceConfig config;
     private final VhostUserChannel channel;
     private final String name;
+    /** vhost-pci peer mode: who else may run this device's rings (DeviceDelegation.NONE: nobody). */
+    private final DeviceDelegation delegation;
+    private final DelegatedDevice delegatedDevice = new DelegatedDevice();
 
     private final VringState[] vrings;
     private final VringStateMessage vringState = new VringStateMessage();
@@ -121,6 +125,12 @@ public final class VhostUserNetHandler implements AutoCloseable {
 
     public VhostUserNetHandler(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
                                final VhostUserChannel channel) {
+        this(port, dataplane, config, channel, DeviceDelegation.NONE);
+    }
+
+    public VhostUserNetHandler(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
+                               final VhostUserChannel channel, final DeviceDelegation delegation) {
+        this.delegation = delegation;
         this.port = port;
         this.dataplane = dataplane;
         this.config = config;
@@ -132,6 +142,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
             vrings[i] = new VringState();
         }
         writeConfigSpace();
+        delegation.attach(delegatedDevice);
     }
 
     /**
@@ -170,7 +181,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         final boolean ackRequested = header.needsReply()
             && ProtocolFeature.has(ackedProtocolFeatures, ProtocolFeature.REPLY_ACK);
         try {
-            final boolean repliedAlready = handle(message);
+            final boolean repliedAlready = handleDelegated(message);
             if (ackRequested && !repliedAlready) {
                 channel.sendU64Reply(message.request(), 0);
             }
@@ -185,6 +196,22 @@ public final class VhostUserNetHandler implements AutoCloseable {
             return false;
         } finally {
             message.closeUntakenFds();
+        }
+    }
+
+    /**
+     * {@link #handle}, bracketed for vhost-pci peer mode: the rings are taken back before a request that may
+     * change them and handed over again after it, before the request's acknowledgement goes out.
+     */
+    private boolean handleDelegated(final VhostUserMessage m) throws IOException, ProtocolException {
+        if (!delegation.affects(m.request())) {
+            return handle(m);
+        }
+        delegation.begin(delegatedDevice, m.request());
+        try {
+            return handle(m);
+        } finally {
+            delegation.end(delegatedDevice, m.request());
         }
     }
 
@@ -260,7 +287,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         switch (m.request()) {
             case FrontendRequest.GET_FEATURES:
                 noPayload(m);
-                channel.sendU64Reply(m.request(), config.offeredFeatures());
+                channel.sendU64Reply(m.request(), delegation.offeredFeatures(config.offeredFeatures()));
                 return true;
             case FrontendRequest.SET_FEATURES:
                 setFeatures(readU64(m));
@@ -1003,6 +1030,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
         final ConfigMessage out = new ConfigMessage();
         out.wrap(reply, VhostUserHeader.LENGTH);
         out.configOffset(offset).size(size).flags(0);
+        new VirtioNetConfig().<VirtioNetConfig>wrap(new UnsafeBuffer(configSpace), 0)
+            .status(delegation.linkUp() ? VirtioNetFeature.S_LINK_UP : 0);
         reply.putBytes(out.payloadOffset(), configSpace, (int) offset, (int) size);
         channel.sendReply(m.request(), ConfigMessage.HEADER_LENGTH + (int) size);
     }
@@ -1055,6 +1084,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
     /** Front-end gone: stop the port, close every fd and unmap its memory. */
     @Override
     public void close() {
+        delegation.detach(delegatedDevice);
         resetDevice();
         final GuestMemory old = memory;
         memory = GuestMemory.EMPTY;
@@ -1080,5 +1110,66 @@ public final class VhostUserNetHandler implements AutoCloseable {
         iotlb = null;
         ackedProtocolFeatures = 0;
         owned = false;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // vhost-pci peer mode: the handler's state as the delegation reads it (under its lock)
+
+    private final class DelegatedDevice implements DeviceDelegation.Device {
+        @Override
+        public String name() {
+            return name;
+        }
+
+        @Override
+        public VirtioNetPort port() {
+            return port;
+        }
+
+        @Override
+        public Dataplane dataplane() {
+            return dataplane;
+        }
+
+        @Override
+        public byte[] mac() {
+            return config.mac();
+        }
+
+        @Override
+        public boolean featuresSet() {
+            return featuresSet;
+        }
+
+        @Override
+        public long ackedFeatures() {
+            return ackedFeatures;
+        }
+
+        @Override
+        public GuestMemory memory() {
+            return memory;
+        }
+
+        @Override
+        public int ringCount() {
+            return vrings.length;
+        }
+
+        @Override
+        public DeviceDelegation.Ring ring(final int index) {
+            final VringState v = vrings[index];
+            return new DeviceDelegation.Ring(index, v.num, v.descUserAddr, v.availUserAddr, v.usedUserAddr,
+                v.logGuestAddr, (v.addrFlags & VringAddrMessage.F_LOG) != 0, v.started, v.enabled, v.kick, v.call);
+        }
+
+        @Override
+        public void configChanged() {
+            final BackendChannel c = backendChannel;
+            if (c != null && ProtocolFeature.has(ackedProtocolFeatures, ProtocolFeature.BACKEND_REQ)
+                && ProtocolFeature.has(ackedProtocolFeatures, ProtocolFeature.CONFIG)) {
+                c.configChanged();
+            }
+        }
     }
 }

@@ -38,6 +38,8 @@ public final class VhostUserServer implements AutoCloseable {
     private volatile boolean closing;
     private volatile AFUNIXSocket current;
     private final Runnable onFinished;
+    private volatile dev.vhostnet.backend.vhostpci.DeviceDelegation delegation =
+        dev.vhostnet.backend.vhostpci.DeviceDelegation.NONE;
 
     private VhostUserServer(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
                             final Path socketPath, final AFUNIXServerSocket listener, final AFUNIXSocket preConnected,
@@ -101,6 +103,11 @@ public final class VhostUserServer implements AutoCloseable {
         }
     }
 
+    /** vhost-pci peer mode: hand every front-end connection's device to this delegation (before start). */
+    public void delegation(final dev.vhostnet.backend.vhostpci.DeviceDelegation d) {
+        this.delegation = d;
+    }
+
     public void start() {
         thread.start();
     }
@@ -157,7 +164,7 @@ public final class VhostUserServer implements AutoCloseable {
         current = socket;
         LOG.info(port.name() + ": front-end connected");
         try (VhostUserChannel channel = new VhostUserChannel(socket);
-             VhostUserNetHandler handler = new VhostUserNetHandler(port, dataplane, config, channel)) {
+             VhostUserNetHandler handler = new VhostUserNetHandler(port, dataplane, config, channel, delegation)) {
             handler.serve();
         } catch (final IOException e) {
             if (!closing) {

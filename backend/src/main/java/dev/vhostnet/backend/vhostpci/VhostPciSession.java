@@ -309,6 +309,7 @@ public final class VhostPciSession implements Closeable {
             return CompletableFuture.failedFuture(new VhostPciException(
                 closed.get() ? "session closed: " + closeReason : "session not open yet"));
         }
+        final IOException failure;
         synchronized (sendLock) {
             if (pending.size() >= VhostPci.MAX_IN_FLIGHT) {
                 return CompletableFuture.failedFuture(new VhostPciException(
@@ -323,13 +324,15 @@ public final class VhostPciSession implements Closeable {
             pending.put(seq, p);
             try {
                 writeLocked(type, version, payloadLength, fds, fds.length);
+                return p.future;
             } catch (final IOException e) {
                 pending.remove(seq);
-                fail("send failed: " + e.getMessage());
-                p.future.completeExceptionally(new VhostPciException("send failed: " + e.getMessage()));
+                failure = e;
             }
-            return p.future;
         }
+        // Outside sendLock: fail() calls the handler, which may take its own locks (lock order: handler, send).
+        fail("send failed: " + failure.getMessage());
+        return CompletableFuture.failedFuture(new VhostPciException("send failed: " + failure.getMessage()));
     }
 
     /** Answer the peer's request {@code ackedSeq}. */
@@ -634,9 +637,24 @@ public final class VhostPciSession implements Closeable {
         if (sent == null || sent != recvHeartbeat.timestampNs()) {
             throw new VhostPciException("PONG for seq " + recvHeartbeat.pingSeq() + ", which is not a PING of ours");
         }
-        final long lease = sent + TimeUnit.MILLISECONDS.toNanos(peer.heartbeatTimeoutMs()) * 3 / 4;
-        if (lease - leaseDeadlineNanos > 0 || leaseDeadlineNanos == 0) {
-            leaseDeadlineNanos = lease;
+        leaseFrom(sent);
+    }
+
+    /**
+     * Extend the lease (§9.3) with a proof that the peer received a message we sent at {@code sentNanos}: a PONG,
+     * or a request the peer may only send after it received our answer sent then (the device side uses the
+     * FEATURE_BITS answer that a DEVICE_INFO ADD must wait for).
+     */
+    public void leaseFrom(final long sentNanos) {
+        final PeerInfo p = peer;
+        if (p == null) {
+            return;
+        }
+        final long lease = sentNanos + TimeUnit.MILLISECONDS.toNanos(p.heartbeatTimeoutMs()) * 3 / 4;
+        synchronized (pingsInFlight) {
+            if (lease - leaseDeadlineNanos > 0 || leaseDeadlineNanos == 0) {
+                leaseDeadlineNanos = lease;
+            }
         }
     }
 

@@ -149,9 +149,13 @@ final class DataplaneWorker {
     private int doWork() {
         int work = 0;
         for (int i = 0; i < ports.length; i++) {
+            if (!ports[i].leaseValid()) {
+                continue; // vhost-pci: the lease on another process's rings ran out; do not touch them
+            }
+            final VirtioNetPort peer = peers[i] != null && peers[i].leaseValid() ? peers[i] : null;
             serving = ports[i];
             try {
-                work += forwarder.forward(ports[i], peers[i], index, stride);
+                work += forwarder.forward(ports[i], peer, index, stride);
             } catch (final Throwable t) {
                 // A fault in guest memory (e.g. a region truncated under us) must cost that port, not the process.
                 contain(t);
@@ -234,6 +238,9 @@ final class DataplaneWorker {
     private void sleepUntilKicked() {
         boolean pending = false;
         for (final VirtioNetPort port : ports) {
+            if (!port.leaseValid()) {
+                continue;
+            }
             for (int pair = index; pair < port.maxPairs(); pair += stride) {
                 pending |= port.tx(pair).enableKicks();
             }
@@ -242,6 +249,9 @@ final class DataplaneWorker {
             drainKicks(epoll.await(SLEEP_MILLIS));
         }
         for (final VirtioNetPort port : ports) {
+            if (!port.leaseValid()) {
+                continue;
+            }
             for (int pair = index; pair < port.maxPairs(); pair += stride) {
                 port.tx(pair).disableKicks();
             }

@@ -26,6 +26,9 @@ public final class VirtioNetPort {
     private boolean mergeable;
     private boolean packedRings;
     private OffloadSupport receiverOffloads = OffloadSupport.NONE;
+    /** vhost-pci ring lease (spec/VHOST-PCI.md §9.3): when leased, rings are walked only before the deadline. */
+    private volatile boolean leased;
+    private volatile long leaseDeadlineNanos;
 
     public VirtioNetPort(final String name) {
         this(name, 1);
@@ -124,6 +127,20 @@ public final class VirtioNetPort {
     /** Offloads this port's driver accepts on receive (GUEST_CSUM, GUEST_TSO4, ...). */
     public OffloadSupport receiverOffloads() {
         return receiverOffloads;
+    }
+
+    /**
+     * Walk this port's rings only under a lease (true) until {@code deadlineNanos} (System.nanoTime), or
+     * without one (false). Used for rings of another process's guest (vhost-pci device side).
+     */
+    public void setLease(final boolean required, final long deadlineNanos) {
+        this.leaseDeadlineNanos = deadlineNanos;
+        this.leased = required;
+    }
+
+    /** Whether the dataplane may touch this port's rings now (no lease required, or the lease runs). */
+    public boolean leaseValid() {
+        return !leased || System.nanoTime() - leaseDeadlineNanos < 0;
     }
 
     /** Whether packets can be delivered to pair {@code pair} now. */
