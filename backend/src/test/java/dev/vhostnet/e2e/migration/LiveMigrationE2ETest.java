@@ -39,6 +39,16 @@ import org.junit.jupiter.api.Test;
  * <p>Checks: the migration completes (so QEMU put no blocker on our back-end), the source's
  * back-end logged dirty pages while it ran, the migrated guest's pings and payload rounds resume
  * with nothing done inside the guests, the payload arrives intact.
+ *
+ * <p>Known problem (open): in about one run in four the migrated guest's kernel dies within
+ * seconds of resuming on the destination (slab or timer-list corruption: general protection
+ * fault in __run_timers / kmem_cache_alloc_node, or a user process segfaults), so the test fails
+ * waiting for PONG. Ring positions hand over correctly (GET_VRING_BASE on the source equals
+ * SET_VRING_BASE on the destination, nothing in flight). A control with QEMU's own virtio-net
+ * (no vhost-user) never failed (7 runs); with the back-end marking every guest page dirty at the
+ * stop it never failed (6 runs); re-marking only the pages the back-end had written did not help
+ * (1 of 6 failed). So some page the destination needs is not resent, and it is not obviously one
+ * the back-end wrote.
  */
 @Tag("e2e")
 class LiveMigrationE2ETest {
