@@ -207,7 +207,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
         if (!delegation.affects(m.request())) {
             return handle(m);
         }
-        delegation.begin(delegatedDevice, m.request());
+        delegation.begin(delegatedDevice, m.request(), m.size() >= 8
+            ? m.buffer().getLong(VhostUserMessage.payloadOffset(), java.nio.ByteOrder.LITTLE_ENDIAN) : -1);
         try {
             return handle(m);
         } finally {

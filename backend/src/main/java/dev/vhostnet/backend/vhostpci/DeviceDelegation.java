@@ -34,8 +34,12 @@ public interface DeviceDelegation {
         return false;
     }
 
-    /** Before an {@link #affects affecting} request: take the rings back (and hold the lock until {@link #end}). */
-    default void begin(final Device device, final int request) {
+    /**
+     * Before an {@link #affects affecting} request: take the rings back if it touches them (and hold the lock until
+     * {@link #end}). {@code argument} is the request's first 8 payload bytes (little-endian; -1 if shorter): the
+     * ring index in its low byte for the SET/GET_VRING_* requests, the status for SET_STATUS.
+     */
+    default void begin(final Device device, final int request, final long argument) {
     }
 
     /** After the request was handled (also when it failed). */

@@ -288,8 +288,9 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
             peerOn = false;
             if (delegated != null) {
                 LOG.warning("vhost-pci: device side lost while it ran our rings; recovering them from guest memory");
-                resumeLocal(recoverFromRings(delegated), delegated);
+                final Delegated del = delegated;
                 delegated = null;
+                resumeLocal(recoverFromRings(del), del);
             }
             exported.clear();
             sentFeatures = -1;
@@ -384,10 +385,31 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
     }
 
     @Override
-    public void begin(final Device d, final int request) {
+    public void begin(final Device d, final int request, final long argument) {
         lock.lock();
-        if (delegated != null) {
+        if (delegated != null && touchesDelegated(request, argument)) {
             reclaim(FrontendRequest.name(request));
+        }
+    }
+
+    /** Whether a request may change something the delegated device depends on (then it is taken back first). */
+    private boolean touchesDelegated(final int request, final long argument) {
+        switch (request) {
+            case FrontendRequest.SET_VRING_NUM:
+            case FrontendRequest.SET_VRING_ADDR:
+            case FrontendRequest.SET_VRING_BASE:
+            case FrontendRequest.GET_VRING_BASE:
+            case FrontendRequest.SET_VRING_KICK:
+            case FrontendRequest.SET_VRING_CALL:
+            case FrontendRequest.SET_VRING_ENABLE:
+                return argument < 0 || isDelegated((int) (argument & 0xFF));
+            case FrontendRequest.SET_STATUS:
+                return argument == 0; // a reset; DRIVER_OK and friends change no ring
+            case FrontendRequest.SET_OWNER:
+            case FrontendRequest.SET_PROTOCOL_FEATURES:
+                return false;
+            default:
+                return true;
         }
     }
 
@@ -418,57 +440,77 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
     private void tryDelegate() {
         final VhostPciSession s = session;
         final Device d = device;
-        if (delegated != null || s == null || !s.isOpen() || d == null || !d.featuresSet()) {
+        if (s == null || !s.isOpen() || d == null || !d.featuresSet()) {
             return;
         }
         final long acked = d.ackedFeatures();
-        if (VirtioFeature.has(acked, VirtioFeature.ACCESS_PLATFORM) || VirtioFeature.has(acked, VirtioFeature.VHOST_F_LOG_ALL)) {
-            return; // IOVAs cannot be walked by the device side; dirty logging stays local (see VHOST-PCI.md)
-        }
         final GuestMemory memory = d.memory();
-        if (memory.regionCount() == 0 || memory.regionCount() > Math.min(VhostPci.MAX_REGIONS, s.peer().maxRegions())) {
-            return;
-        }
         final VirtioNetPort port = d.port();
         final List<Ring> rings = new ArrayList<>();
         for (int i = 0; i < d.ringCount(); i++) {
             final Ring r = d.ring(i);
-            if (r.started() && r.enabled() && port.queue(i).isRunning()) {
+            if (r.started() && r.enabled() && (isDelegated(i) || port.queue(i).isRunning())) {
                 rings.add(r);
             }
         }
-        if (rings.size() < 2 || rings.get(0).index() != 0 || rings.get(1).index() != 1
-            || rings.size() > Math.min(VhostPci.MAX_VIRTQUEUES, s.peer().maxVirtqueues())) {
-            return;
-        }
         final boolean packed = VirtioFeature.has(acked, VirtioFeature.RING_PACKED);
-        if (packed && (s.capabilities() & VhostPci.CAP_PACKED_RING) == 0) {
+        final long features = acked & ~VhostPciDevice.TRANSPORT_BITS;
+        if (VirtioFeature.has(acked, VirtioFeature.ACCESS_PLATFORM) || VirtioFeature.has(acked, VirtioFeature.VHOST_F_LOG_ALL)
+            // IOVAs cannot be walked by the device side; dirty logging stays local (see VHOST-PCI.md)
+            || memory.regionCount() == 0 || memory.regionCount() > Math.min(VhostPci.MAX_REGIONS, s.peer().maxRegions())
+            || rings.size() < 2 || rings.get(0).index() != 0 || rings.get(1).index() != 1
+            || rings.size() > Math.min(VhostPci.MAX_VIRTQUEUES, s.peer().maxVirtqueues())
+            || (packed && (s.capabilities() & VhostPci.CAP_PACKED_RING) == 0)
+            || (features == sentFeatures && acceptedFeatures != sentFeatures)) { // renegotiation pending
+            if (delegated != null) {
+                reclaim("the device can no longer be delegated");
+            }
             return;
         }
-        final long features = acked & ~VhostPciDevice.TRANSPORT_BITS;
-        if (features == sentFeatures && acceptedFeatures != sentFeatures) {
-            return; // renegotiation pending: serve locally until the driver negotiates again
-        }
-        // Stop the local rings at their exact positions first, so that nothing the guest queues while the device
-        // is being exported is taken (and dropped) locally; stop listening to their kicks (the device side will).
-        final Dataplane dataplane = d.dataplane();
         final int n = rings.size();
         final int[] queues = new int[n];
-        final int[] bases = new int[n];
         for (int i = 0; i < n; i++) {
             queues[i] = rings.get(i).index();
         }
+        final long deviceId = MacAddress.toDeviceId(d.mac());
+        final Delegated candidate = new Delegated(deviceId, packed, queues);
+        final long[] bases = new long[n];
+        java.util.Arrays.fill(bases, -1);
+        if (delegated != null) {
+            if (java.util.Arrays.equals(delegated.queues(), queues)) {
+                return;
+            }
+            // More (or fewer) rings than delegated: take the device back without running it here in between.
+            final Delegated old = delegated;
+            delegated = null;
+            final long[] back = takeBack(old, "ring set changed");
+            for (int i = 0; i < old.queues().length; i++) {
+                for (int j = 0; j < n; j++) {
+                    if (queues[j] == old.queues()[i]) {
+                        bases[j] = back[i];
+                    }
+                }
+            }
+            if (!s.isOpen()) {
+                resumeLocal(back, old);
+                return;
+            }
+        }
+        // Stop the (other) local rings at their exact positions first, so that nothing the guest queues while the
+        // device is being exported is taken (and dropped) here; stop listening to their kicks (the device side will).
+        final Dataplane dataplane = d.dataplane();
         dataplane.run(() -> {
             for (int i = 0; i < n; i++) {
+                if (bases[i] >= 0) {
+                    continue;
+                }
                 final Virtqueue q = port.queue(queues[i]);
-                bases[i] = q.stop();
+                bases[i] = q.stop() & 0xFFFF_FFFFL;
                 if (q.kick() != null) {
                     dataplane.unwatchKick(q.kick());
                 }
             }
         });
-        final long deviceId = MacAddress.toDeviceId(d.mac());
-        final Delegated candidate = new Delegated(deviceId, packed, queues);
         if (!exportMemory(s, memory)) {
             resumeLocal(bases, candidate);
             return;
@@ -488,11 +530,9 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
                 LOG.warning("vhost-pci: device side accepts only 0x" + Long.toHexString(acceptedFeatures) + " of 0x"
                     + Long.toHexString(features) + "; serving locally until the driver renegotiates without 0x"
                     + Long.toHexString(features & ~acceptedFeatures));
+                resumeLocal(bases, candidate);
+                return;
             }
-        }
-        if (acceptedFeatures != sentFeatures) {
-            resumeLocal(bases, candidate);
-            return;
         }
         final List<Integer> fds = new ArrayList<>();
         for (final Ring r : rings) {
@@ -509,8 +549,8 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
                 m.op(VhostPci.OP_ADD).deviceType(VhostPci.DEVICE_NET).nvqs(n).deviceId(deviceId).features(features);
                 for (int i = 0; i < n; i++) {
                     final Ring r = rings.get(i);
-                    final QueuePosition p = packed ? VhostPciDevice.decodePacked(r.index(), bases[i])
-                        : new QueuePosition(r.index(), bases[i] & 0xFFFF, bases[i] & 0xFFFF, 0);
+                    final QueuePosition p = packed ? VhostPciDevice.decodePacked(r.index(), (int) bases[i])
+                        : new QueuePosition(r.index(), (int) bases[i] & 0xFFFF, (int) bases[i] & 0xFFFF, 0);
                     final VirtqInfo v = m.virtq(i);
                     v.index(r.index()).lastAvailIdx(p.lastAvailIdx()).lastUsedIdx(p.lastUsedIdx())
                         .stateFlags(p.stateFlags() | (r.logged() ? VhostPci.STATE_LOG : 0)).size(r.num())
@@ -542,13 +582,30 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
         }
     }
 
-    /** Take the rings back with their exact positions (DEVICE_INFO DEL → DEL_DONE), or from guest memory. */
+    private boolean isDelegated(final int ring) {
+        final Delegated del = delegated;
+        if (del != null) {
+            for (final int q : del.queues()) {
+                if (q == ring) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /** Take the rings back and run them here, at their exact positions (DEL_DONE) or as read from guest memory. */
     private void reclaim(final String why) {
         final Delegated del = delegated;
         if (del == null) {
             return;
         }
         delegated = null;
+        resumeLocal(takeBack(del, why), del);
+    }
+
+    /** DEVICE_INFO DEL: the final positions (vhost-user base encoding), or positions read from the rings. */
+    private long[] takeBack(final Delegated del, final String why) {
         final VhostPciSession s = session;
         Ack a = null;
         if (s != null && s.isOpen()) {
@@ -558,26 +615,25 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
         }
         if (a != null && a.success()) {
             LOG.fine("vhost-pci: device taken back (" + why + "): " + a.states());
-            resumeLocal(positionsFrom(a.states(), del), del);
-            return;
+            return positionsFrom(a.states(), del);
         }
         LOG.warning("vhost-pci: device not handed back cleanly (" + (a == null ? "no answer" : a.toString())
             + "); recovering the rings from guest memory");
         if (s != null) {
             s.close(); // our states disagree with the device side's (§10.2)
         }
-        resumeLocal(recoverFromRings(del), del);
+        return recoverFromRings(del);
     }
 
-    /** Local positions (vhost-user base encoding) from final states. */
-    private static int[] positionsFrom(final List<QueuePosition> states, final Delegated del) {
-        final int[] bases = new int[del.queues().length];
+    /** Local positions (vhost-user base encoding) from final states; -1 where a queue has none. */
+    private static long[] positionsFrom(final List<QueuePosition> states, final Delegated del) {
+        final long[] bases = new long[del.queues().length];
         for (int i = 0; i < bases.length; i++) {
             bases[i] = -1;
             for (final QueuePosition p : states) {
                 if (p.index() == del.queues()[i]) {
-                    bases[i] = del.packed() ? VhostPciDevice.encodePacked(p.lastAvailIdx(), p.lastUsedIdx(), p.stateFlags())
-                        : p.lastAvailIdx();
+                    bases[i] = (del.packed() ? VhostPciDevice.encodePacked(p.lastAvailIdx(), p.lastUsedIdx(),
+                        p.stateFlags()) : p.lastAvailIdx()) & 0xFFFF_FFFFL;
                 }
             }
         }
@@ -589,8 +645,8 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
      * the device took but never returned are taken again). Packed rings cannot be recovered from the ring alone
      * (the chain lengths of returned buffers are unknown): -1, the queue is failed and the front-end must reset it.
      */
-    private int[] recoverFromRings(final Delegated del) {
-        final int[] bases = new int[del.queues().length];
+    private long[] recoverFromRings(final Delegated del) {
+        final long[] bases = new long[del.queues().length];
         final Device d = device;
         for (int i = 0; i < bases.length; i++) {
             bases[i] = -1;
@@ -607,7 +663,7 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
     }
 
     /** Run the delegated queues locally again from {@code bases} (-1: cannot, the queue is failed). */
-    private void resumeLocal(final int[] bases, final Delegated del) {
+    private void resumeLocal(final long[] bases, final Delegated del) {
         final Device d = device;
         if (d == null) {
             return;
@@ -629,7 +685,7 @@ public final class VhostPciClient implements DeviceDelegation, AutoCloseable {
                     continue;
                 }
                 final QueueError e = q.start(memory, r.num(), r.descUserAddr(), r.availUserAddr(), r.usedUserAddr(),
-                    bases[i]);
+                    (int) bases[i]);
                 if (e != QueueError.NONE) {
                     q.fail(e);
                     continue;
