@@ -405,10 +405,13 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 m.requireSize(0);
                 m.requireFds(1);
                 final BackendChannel old = backendChannel;
+                final int channelFd = m.takeFd(0);
                 try {
-                    backendChannel = new BackendChannel(m.takeFd(0), name);
-                } catch (final IOException e) {
-                    throw new ProtocolException("SET_BACKEND_REQ_FD: not a usable socket: " + e.getMessage());
+                    backendChannel = new BackendChannel(channelFd, name);
+                } catch (final IOException | RuntimeException e) {
+                    FileDescriptors.closeQuietly(channelFd);
+                    // junixsocket refuses an fd that is not an AF_UNIX socket with a ClassCastException.
+                    throw new ProtocolException("SET_BACKEND_REQ_FD: not a usable socket: " + e);
                 }
                 if (old != null) {
                     old.close();
