@@ -30,14 +30,6 @@ public final class E2eSettings {
         return Integer.getInteger("vhostnet.e2e.payloadMiB", 8);
     }
 
-    /**
-     * Regex (find) on the case names of parameterized e2e tests (matrix cells, throughput rows):
-     * cases that do not match are skipped. Default: run all.
-     */
-    public static java.util.regex.Pattern caseFilter() {
-        return java.util.regex.Pattern.compile(System.getProperty("vhostnet.e2e.only", ""));
-    }
-
     /** MiB of zeros each throughput row pushes through, timed in the guest. */
     public static int throughputMiB() {
         return Integer.getInteger("vhostnet.e2e.throughputMiB", 64);

@@ -16,7 +16,6 @@ import java.util.List;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -79,7 +78,6 @@ class ThroughputReportE2ETest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("rows")
     void measure(Row row) throws Exception {
-        Assumptions.assumeTrue(E2eSettings.caseFilter().matcher(row.name()).find(), "not selected by vhostnet.e2e.only");
         int mib = E2eSettings.throughputMiB();
         int runs = E2eSettings.throughputRuns();
         String load = loadAverage();

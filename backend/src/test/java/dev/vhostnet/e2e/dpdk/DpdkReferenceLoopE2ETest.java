@@ -25,7 +25,7 @@ class DpdkReferenceLoopE2ETest extends DpdkLoopE2ESupport {
     @ParameterizedTest(name = "{0}")
     @MethodSource("loops")
     void referenceForwardsBothWaysWithConsistentCounts(VirtioUserLoop loop) throws Exception {
-        LoopOutcome outcome = runLoop(sockets -> DpdkVhostReference.start(sockets, loop.queues(), STARTUP), loop, false);
+        LoopOutcome outcome = runLoop(sockets -> DpdkVhostReference.start(sockets, loop.queues(), STARTUP), loop);
         assertTrue(outcome.backEnd().isPresent(), "reference printed its forward statistics");
     }
 }
