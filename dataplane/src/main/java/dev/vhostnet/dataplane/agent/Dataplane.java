@@ -4,7 +4,6 @@ import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.dataplane.sys.EventFd;
 import dev.vhostnet.dataplane.virtq.QueueCounters;
 
-import java.util.concurrent.locks.LockSupport;
 import java.util.function.Supplier;
 import java.util.logging.Logger;
 
@@ -191,10 +190,6 @@ public final class Dataplane implements AutoCloseable {
         }
     }
 
-    public VirtioNetPort[] ports() {
-        return ports.clone();
-    }
-
     @Override
     public void close() {
         for (final DataplaneWorker w : workers) {
@@ -205,7 +200,4 @@ public final class Dataplane implements AutoCloseable {
         }
     }
 
-    static void parkBriefly() {
-        LockSupport.parkNanos(50_000);
-    }
 }

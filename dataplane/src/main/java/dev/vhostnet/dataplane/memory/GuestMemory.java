@@ -169,17 +169,6 @@ public final class GuestMemory implements AutoCloseable {
         return -1;
     }
 
-    /** Guest physical address of an address inside one of our mappings, or -1 (dirty logging). */
-    public long hostToGpa(final long host) {
-        for (int i = 0; i < hostStart.length; i++) {
-            final long off = host - hostStart[i];
-            if (Long.compareUnsigned(off, sizes[i]) < 0) {
-                return gpaStart[i] + off;
-            }
-        }
-        return -1;
-    }
-
     /** Mark host range [host, host+len) dirty in {@code log}, splitting it at region boundaries. */
     public void logWrite(final DirtyLog log, final long host, final long len) {
         long a = host;

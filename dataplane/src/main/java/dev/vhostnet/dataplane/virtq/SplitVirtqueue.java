@@ -179,11 +179,6 @@ public final class SplitVirtqueue extends Virtqueue {
         return lastAvailIdx;
     }
 
-    public void setLastAvailIdx(final int base) {
-        lastAvailIdx = base & 0xFFFF;
-        shadowAvailIdx = lastAvailIdx;
-    }
-
     @Override
     protected void onCallChanged() {
         signalledValid = false;
