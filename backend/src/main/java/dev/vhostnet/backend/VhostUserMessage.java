@@ -1,22 +1,20 @@
 package dev.vhostnet.backend;
 
-import dev.vhostnet.dataplane.sys.FileDescriptors;
+import dev.vhostnet.backend.transport.FdSet;
 import dev.vhostnet.spec.FrontendRequest;
 import dev.vhostnet.spec.VhostUserHeader;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
  * One received message: header, payload and the fds that came with it, in a buffer reused for every
- * message of a connection. The fds belong to the message until a handler takes them; whatever is not
- * taken is closed by {@link #closeUntakenFds()}, so a hostile front-end cannot make us leak fds.
+ * message of a connection. The fds belong to the message ({@link FdSet}) until a handler takes them; whatever
+ * is not taken is closed by {@link #closeUntakenFds()}, so a hostile front-end cannot make us leak fds.
  */
 public final class VhostUserMessage {
     private final byte[] bytes = new byte[VhostUserHeader.LENGTH + VhostUserHeader.MAX_PAYLOAD];
     private final UnsafeBuffer buffer = new UnsafeBuffer(bytes);
     private final VhostUserHeader header = new VhostUserHeader();
-    private final int[] fds = new int[64];
-    private final boolean[] taken = new boolean[64];
-    private int fdCount;
+    private final FdSet fds = new FdSet();
 
     public VhostUserMessage() {
         header.wrap(buffer, 0);
@@ -53,32 +51,30 @@ public final class VhostUserMessage {
     }
 
     void reset() {
-        closeUntakenFds();
-        fdCount = 0;
+        fds.clear();
     }
 
-    void addFd(final int fd) {
-        if (fdCount == fds.length) {
-            FileDescriptors.closeQuietly(fd);
-            return;
-        }
-        taken[fdCount] = false;
-        fds[fdCount++] = fd;
+    FdSet fds() {
+        return fds;
     }
 
     public int fdCount() {
-        return fdCount;
+        return fds.count();
+    }
+
+    /** Whether the kernel dropped fds of this message on the way (see {@link FdSet#lost()}). */
+    public boolean fdsLost() {
+        return fds.lost();
     }
 
     /** Take ownership of fd i: the caller must close it. */
     public int takeFd(final int i) {
-        taken[i] = true;
-        return fds[i];
+        return fds.take(i);
     }
 
     public void requireFds(final int expected) throws ProtocolException {
-        if (fdCount != expected) {
-            throw new ProtocolException(name() + " carries " + fdCount + " fds, expected " + expected);
+        if (fds.count() != expected) {
+            throw new ProtocolException(name() + " carries " + fds.count() + " fds, expected " + expected);
         }
     }
 
@@ -95,11 +91,6 @@ public final class VhostUserMessage {
     }
 
     public void closeUntakenFds() {
-        for (int i = 0; i < fdCount; i++) {
-            if (!taken[i]) {
-                FileDescriptors.closeQuietly(fds[i]);
-                taken[i] = true;
-            }
-        }
+        fds.closeUntaken();
     }
 }

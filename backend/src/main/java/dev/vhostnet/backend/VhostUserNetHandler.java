@@ -33,9 +33,7 @@ import dev.vhostnet.spec.VirtioNetFeature;
 import dev.vhostnet.spec.VringAddrMessage;
 import dev.vhostnet.spec.VringStateMessage;
 import org.agrona.concurrent.UnsafeBuffer;
-import org.newsclub.net.unix.FileDescriptorCast;
 
-import java.io.FileDescriptor;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -282,6 +280,11 @@ public final class VhostUserNetHandler implements AutoCloseable {
     private boolean handle(final VhostUserMessage m) throws IOException, ProtocolException {
         final UnsafeBuffer payload = m.buffer();
         final int at = VhostUserMessage.payloadOffset();
+        if (m.fdsLost()) {
+            // The kernel dropped fds of this message (this process has no fd slot left): what arrived is not
+            // what the front-end sent, so the request cannot be carried out as meant.
+            throw new ProtocolException(m.name() + " lost fds on the way (the process is out of file descriptors)");
+        }
         if (m.fdCount() > maxFds(m.request())) {
             throw new ProtocolException(m.name() + " carries " + m.fdCount() + " fds (at most " + maxFds(m.request()) + ")");
         }
@@ -409,9 +412,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 try {
                     backendChannel = new BackendChannel(channelFd, name);
                 } catch (final IOException | RuntimeException e) {
-                    FileDescriptors.closeQuietly(channelFd);
-                    // junixsocket refuses an fd that is not an AF_UNIX socket with a ClassCastException.
-                    throw new ProtocolException("SET_BACKEND_REQ_FD: not a usable socket: " + e);
+                    FileDescriptors.closeQuietly(channelFd); // not an AF_UNIX stream socket: nothing took it
+                    throw new ProtocolException("SET_BACKEND_REQ_FD: not a usable socket: " + e.getMessage());
                 }
                 if (old != null) {
                     old.close();
@@ -625,9 +627,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
             out.wrap(channel.replyBuffer(), VhostUserHeader.LENGTH);
             out.mmapSize(next.size()).mmapOffset(0).numQueues(numQueues).queueSize(queueSize);
             channel.replyBuffer().putInt(VhostUserHeader.LENGTH + 20, 0); // tail padding
-            channel.socket().setOutboundFileDescriptors(new FileDescriptor[] {
-                FileDescriptorCast.unsafeUsing(fd[0]).getFileDescriptor()});
-            channel.sendReply(m.request(), InflightMessage.LENGTH);
+            channel.sendReply(m.request(), InflightMessage.LENGTH, fd[0]);
         } finally {
             FileDescriptors.closeQuietly(fd[0]); // the mapping keeps the buffer; the front-end has its own fd
         }

@@ -1,5 +1,6 @@
 package dev.vhostnet.backend;
 
+import dev.vhostnet.backend.transport.SocketTimeouts;
 import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.dataplane.sys.FileDescriptors;
@@ -36,7 +37,9 @@ public final class VhostUserServer implements AutoCloseable {
     /** Identity (device, inode) of the socket file we bound, or null: close() removes only that file. */
     private volatile Object socketFileKey;
     private volatile boolean closing;
-    private volatile AFUNIXSocket current;
+    /** The connection being served (closing it ends its session), or null. */
+    private volatile VhostUserChannel current;
+    private volatile SocketTimeouts timeouts = SocketTimeouts.DEFAULTS;
     private final Runnable onFinished;
     private volatile dev.vhostnet.backend.vhostpci.DeviceDelegation delegation =
         dev.vhostnet.backend.vhostpci.DeviceDelegation.NONE;
@@ -108,6 +111,11 @@ public final class VhostUserServer implements AutoCloseable {
         this.delegation = d;
     }
 
+    /** Time-outs for the connections accepted from now on (tests shorten them). */
+    public void timeouts(final SocketTimeouts t) {
+        this.timeouts = t;
+    }
+
     public void start() {
         thread.start();
     }
@@ -161,10 +169,13 @@ public final class VhostUserServer implements AutoCloseable {
     }
 
     private void session(final AFUNIXSocket socket) {
-        current = socket;
         LOG.info(port.name() + ": front-end connected");
-        try (VhostUserChannel channel = new VhostUserChannel(socket);
+        try (VhostUserChannel channel = new VhostUserChannel(socket, timeouts);
              VhostUserNetHandler handler = new VhostUserNetHandler(port, dataplane, config, channel, delegation)) {
+            current = channel;
+            if (closing) {
+                return; // close() ran while the connection was being set up
+            }
             handler.serve();
         } catch (final IOException e) {
             if (!closing) {
@@ -185,7 +196,7 @@ public final class VhostUserServer implements AutoCloseable {
         } finally {
             current = null;
             try {
-                socket.close(); // also when the channel could not even be set up
+                socket.close(); // when the channel could not even be set up (otherwise the channel owns the fd)
             } catch (final IOException e) {
                 LOG.fine("close: " + e);
             }
@@ -207,9 +218,9 @@ public final class VhostUserServer implements AutoCloseable {
             if (listener != null) {
                 listener.close();
             }
-            final AFUNIXSocket s = current;
-            if (s != null) {
-                s.close();
+            final VhostUserChannel c = current;
+            if (c != null) {
+                c.close();
             }
             if (preConnected != null) {
                 preConnected.close();

@@ -1,26 +1,23 @@
 package dev.vhostnet.backend.vhostpci;
 
-import dev.vhostnet.dataplane.sys.FileDescriptors;
+import dev.vhostnet.backend.transport.FdSet;
 import dev.vhostnet.spec.vhostpci.VhostPci;
 import dev.vhostnet.spec.vhostpci.VhostPciHeader;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
  * One received vhost-pci message: header, payload and the fds that came with it, in a buffer reused for every
- * message of a connection. The fds belong to the frame until taken with {@link #takeFd}; the rest are closed
- * by {@link #closeUntakenFds()} before the next message is read, so a peer cannot make us leak fds.
+ * message of a connection. The fds belong to the frame ({@link FdSet}) until taken with {@link #takeFd}; the
+ * rest are closed by {@link #closeUntakenFds()} before the next message is read, so a peer cannot make us leak
+ * fds. The frame holds as many fds as the kernel passes with one message; the channel refuses a frame with
+ * more than {@link VhostPci#MAX_FDS}.
  */
 public final class VhostPciFrame {
-    /** Fds beyond this many are closed on arrival and counted as {@link #excessFds()}. */
-    static final int FD_CAPACITY = VhostPci.MAX_FDS;
 
     private final byte[] bytes = new byte[VhostPciHeader.LENGTH + VhostPci.MAX_PAYLOAD];
     private final UnsafeBuffer buffer = new UnsafeBuffer(bytes);
     private final VhostPciHeader header = new VhostPciHeader();
-    private final int[] fds = new int[FD_CAPACITY];
-    private final boolean[] taken = new boolean[FD_CAPACITY];
-    private int fdCount;
-    private int excessFds;
+    private final FdSet fds = new FdSet();
 
     public VhostPciFrame() {
         header.wrap(buffer, 0);
@@ -57,45 +54,33 @@ public final class VhostPciFrame {
     }
 
     public int fdCount() {
-        return fdCount;
+        return fds.count();
     }
 
-    /** Fds that arrived beyond {@link VhostPci#MAX_FDS} (already closed). */
+    /** Fds that arrived beyond {@link VhostPci#MAX_FDS}. */
     public int excessFds() {
-        return excessFds;
+        return Math.max(0, fds.received() - VhostPci.MAX_FDS);
+    }
+
+    /** Whether the kernel dropped fds of this frame on the way (see {@link FdSet#lost()}). */
+    public boolean fdsLost() {
+        return fds.lost();
     }
 
     /** Take ownership of fd i: the caller must close it. */
     public int takeFd(final int i) {
-        if (i < 0 || i >= fdCount) {
-            throw new IndexOutOfBoundsException("fd " + i + " of " + fdCount);
-        }
-        taken[i] = true;
-        return fds[i];
+        return fds.take(i);
     }
 
-    void addFd(final int fd) {
-        if (fdCount == fds.length) {
-            FileDescriptors.closeQuietly(fd);
-            excessFds++;
-            return;
-        }
-        taken[fdCount] = false;
-        fds[fdCount++] = fd;
+    FdSet fds() {
+        return fds;
     }
 
     public void closeUntakenFds() {
-        for (int i = 0; i < fdCount; i++) {
-            if (!taken[i]) {
-                FileDescriptors.closeQuietly(fds[i]);
-                taken[i] = true;
-            }
-        }
+        fds.closeUntaken();
     }
 
     void reset() {
-        closeUntakenFds();
-        fdCount = 0;
-        excessFds = 0;
+        fds.clear();
     }
 }

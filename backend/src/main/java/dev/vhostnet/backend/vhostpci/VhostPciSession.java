@@ -9,6 +9,7 @@ import dev.vhostnet.spec.vhostpci.VhostPciMessages;
 import dev.vhostnet.spec.vhostpci.VirtqState;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.UnsafeBuffer;
+import dev.vhostnet.backend.transport.SocketTimeouts;
 import org.newsclub.net.unix.AFUNIXSocket;
 
 import java.io.Closeable;
@@ -193,7 +194,10 @@ public final class VhostPciSession implements Closeable {
     private VhostPciSession(final AFUNIXSocket socket, final Config config, final Handler handler) throws IOException {
         this.config = config;
         this.handler = handler;
-        this.channel = new VhostPciChannel(socket);
+        // The heartbeat time-out bounds silence between messages already; inside one, and for a peer that stops
+        // reading what we send (our send would block with sendLock held), the socket enforces the same bound.
+        this.channel = new VhostPciChannel(socket,
+            SocketTimeouts.of(java.time.Duration.ofMillis(config.heartbeatTimeoutMs())));
         sendHeader.wrap(sendBuffer, 0);
         this.startedNanos = System.nanoTime();
         this.lastReceivedNanos = startedNanos;
@@ -549,11 +553,12 @@ public final class VhostPciSession implements Closeable {
      * refusal and its reason.
      */
     private void drainUntilPeerCloses() throws IOException {
-        channel.socket().shutdownOutput();
-        channel.socket().setSoTimeout(1000);
+        channel.shutdownOutput();
         final long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(1);
         try {
-            while (System.nanoTime() - end < 0 && channel.receive(frame)) {
+            long left;
+            while ((left = end - System.nanoTime()) > 0
+                && channel.receive(frame, TimeUnit.NANOSECONDS.toMillis(left) + 1)) {
                 frame.closeUntakenFds();
             }
         } catch (final IOException e) {
@@ -739,11 +744,7 @@ public final class VhostPciSession implements Closeable {
             return;
         }
         closeReason = reason;
-        try {
-            channel.close();
-        } catch (final IOException ignored) {
-            // closing anyway
-        }
+        channel.close();
         timer.shutdownNow();
         final VhostPciException e = new VhostPciException("session closed: " + reason);
         opened.completeExceptionally(e);

@@ -6,6 +6,9 @@ import dev.vhostnet.spec.vhostpci.VhostPci;
 import dev.vhostnet.spec.vhostpci.VhostPciHeader;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.concurrent.UnsafeBuffer;
+import dev.vhostnet.backend.transport.PeerTimeoutException;
+import dev.vhostnet.backend.transport.SocketTimeouts;
+import dev.vhostnet.backend.transport.UnixMessageSocket;
 import org.newsclub.net.unix.AFUNIXSocket;
 
 import java.io.IOException;
@@ -14,14 +17,23 @@ import java.util.function.BiConsumer;
 
 /** A hand-driven protocol peer, for tests that need it to misbehave: explicit seq, version, length, fds. */
 final class RawPeer implements AutoCloseable {
+    /** How long the peer waits for the next message before it calls the other side silent. */
+    static final long WAIT_MS = 5000;
+
+    final UnixMessageSocket socket;
     final VhostPciChannel channel;
     final UUID uuid = UUID.randomUUID();
     final VhostPciFrame frame = new VhostPciFrame();
     long nextSeq = 1;
 
     RawPeer(final AFUNIXSocket socket) throws IOException {
-        this.channel = new VhostPciChannel(socket);
-        socket.setSoTimeout(5000);
+        this.socket = UnixMessageSocket.adopt(socket, SocketTimeouts.DEFAULTS);
+        this.channel = new VhostPciChannel(this.socket);
+    }
+
+    /** Write bytes as they are (any framing, any number of fds up to the kernel's limit). */
+    void sendRaw(final byte[] bytes, final int... fds) throws IOException {
+        socket.send(bytes, 0, bytes.length, fds, fds.length);
     }
 
     /** Send a message with the next seq, the given version and payload written by {@code writer}. */
@@ -66,7 +78,7 @@ final class RawPeer implements AutoCloseable {
 
     /** Read the next message, which must be of {@code type}. */
     VhostPciFrame expect(final int type) throws IOException {
-        if (!channel.receive(frame)) {
+        if (!channel.receive(frame, WAIT_MS)) {
             throw new IOException("end of stream while waiting for " + VhostPci.typeName(type));
         }
         if (frame.type() != type) {
@@ -82,11 +94,11 @@ final class RawPeer implements AutoCloseable {
     /** True when the other end closed the connection (end of stream or reset). */
     boolean closedByPeer() {
         try {
-            while (channel.receive(frame)) {
+            while (channel.receive(frame, WAIT_MS)) {
                 frame.closeUntakenFds(); // e.g. PINGs sent before the close
             }
             return true;
-        } catch (final java.net.SocketTimeoutException e) {
+        } catch (final PeerTimeoutException e) {
             return false;
         } catch (final IOException e) {
             return true;
