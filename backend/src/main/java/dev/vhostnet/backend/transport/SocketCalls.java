@@ -8,9 +8,10 @@ import jnr.ffi.annotations.SaveError;
  * The socket calls {@link UnixMessageSocket} makes itself instead of going through junixsocket, whose receive
  * path caps the ancillary buffer at 256 bytes (60 fds) and, when the kernel truncates the ancillary data, throws
  * without reporting the fds that were installed, so nobody can close them. Structures are passed as raw
- * addresses of off-heap scratch memory. x86_64/aarch64 Linux (LP64) layouts.
+ * addresses of off-heap scratch memory. x86_64/aarch64 Linux (LP64) layouts. Public only because jnr-ffi
+ * generates its implementation in another class loader.
  */
-interface SocketCalls {
+public interface SocketCalls {
     SocketCalls INSTANCE = LibraryLoader.create(SocketCalls.class).load("c");
     Runtime RUNTIME = Runtime.getRuntime(INSTANCE);
 
