@@ -1,5 +1,6 @@
 package dev.vhostnet.backend;
 
+import dev.vhostnet.backend.transport.SocketTimeouts;
 import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.agent.PollMode;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
@@ -108,6 +109,11 @@ public final class InProcessBackend implements AutoCloseable {
 
     public long txDrops(final int port) {
         return counter(port, 1, QueueCounters.DROPS);
+    }
+
+    /** Time-outs for the connections port {@code port} accepts from now on. */
+    public void timeouts(final int port, final SocketTimeouts timeouts) {
+        servers.get(port).timeouts(timeouts);
     }
 
     public VirtioNetDriver start(final int port, final VirtioNetDriver.Options options) throws IOException {

@@ -81,6 +81,7 @@ final class HostileCases {
         categories.put("vring setup", category(HostileCases::vringSetup));
         categories.put("live descriptors", category(HostileCases::liveDescriptors));
         categories.put("faults (truncation, departures, disconnect floods)", category(HostileCases::faults));
+        categories.put("transport (fds on bad messages, silence, floods)", category(HostileTransportCases::add));
         return Collections.unmodifiableMap(categories);
     }
 
@@ -171,13 +172,31 @@ final class HostileCases {
                 s.refused(FrontendRequest.SET_MEM_TABLE, VhostUserFrontend.memTable(List.of(s.memory.region())), fds);
             }
         }));
-        // 60: the most junixsocket 2.10 receives with one message (its ancillary buffer is capped at 256 bytes);
-        // with more, the kernel truncates and junixsocket throws ENOBUFS without closing the 60 installed fds.
-        cases.add(new Case("60 fds on one message", arena -> {
-            try (Session s = Session.negotiated(arena.socket(Arena.PORT_A)); EventFd e = EventFd.create()) {
-                final int[] fds = new int[60];
-                java.util.Arrays.fill(fds, e.fd());
-                s.refused(FrontendRequest.SET_VRING_CALL, u64(0), fds);
+        // 60 was the most junixsocket 2.10 received with one message (its ancillary buffer is capped at 256 bytes;
+        // past it the kernel truncated and the 60 installed fds leaked). The transport now receives the kernel's
+        // maximum of 253; each count is refused and every fd closed (the arena compares the fd counts).
+        for (final int n : new int[] {10, 60, 61, 200, 253}) {
+            cases.add(new Case(n + " fds on one SET_VRING_CALL", arena -> {
+                try (Session s = Session.negotiated(arena.socket(Arena.PORT_A)); EventFd e = EventFd.create()) {
+                    final int[] fds = new int[n];
+                    java.util.Arrays.fill(fds, e.fd());
+                    s.refused(FrontendRequest.SET_VRING_CALL, u64(0), fds);
+                }
+            }));
+        }
+        cases.add(new Case("200 memfds on one SET_MEM_TABLE", arena -> {
+            try (Session s = Session.negotiated(arena.socket(Arena.PORT_A))) {
+                final int[] fds = new int[200];
+                for (int i = 0; i < fds.length; i++) {
+                    fds[i] = MemFd.create("hostile-" + i, 4096);
+                }
+                try {
+                    s.refused(FrontendRequest.SET_MEM_TABLE, VhostUserFrontend.memTable(List.of(s.memory.region())), fds);
+                } finally {
+                    for (final int fd : fds) {
+                        LibC.INSTANCE.close(fd);
+                    }
+                }
             }
         }));
         for (final int request : new int[] {FrontendRequest.SET_OWNER, FrontendRequest.RESET_OWNER,
