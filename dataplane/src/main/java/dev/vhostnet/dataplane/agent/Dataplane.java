@@ -151,9 +151,17 @@ public final class Dataplane implements AutoCloseable {
         throw new IllegalArgumentException("unknown port " + port.name());
     }
 
-    /** Send a frame the back-end built as if {@code port}'s guest had transmitted it. Inside {@link #call}. */
+    /**
+     * Send a frame the back-end built as if {@code port}'s guest had transmitted it. Inside {@link #call}. A frame
+     * the peer cannot take is counted as a drop of the port's TX queue.
+     */
     public boolean injectFrom(final VirtioNetPort port, final byte[] frame) {
-        return workers[0].forwarder().inject(frame, peers[portIndex(port)]);
+        final boolean delivered = workers[0].forwarder().inject(frame, peers[portIndex(port)]);
+        if (!delivered) {
+            // Like any frame of this port's the peer cannot take (README: dropped and counted, never waited for).
+            port.tx().counters().add(QueueCounters.DROPS, 1);
+        }
+        return delivered;
     }
 
     /**
