@@ -817,7 +817,7 @@ final class HostileCases {
 
     // ---------------------------------------------------------------------------------------------
 
-    private static byte[] header(final int request, final int flags, final int size) {
+    static byte[] header(final int request, final int flags, final int size) {
         final byte[] h = new byte[VhostUserHeader.LENGTH];
         final UnsafeBuffer b = new UnsafeBuffer(h);
         b.putInt(0, request, ByteOrder.LITTLE_ENDIAN);
@@ -826,7 +826,7 @@ final class HostileCases {
         return h;
     }
 
-    private static byte[] concat(final byte[] x, final byte[] y) {
+    static byte[] concat(final byte[] x, final byte[] y) {
         final byte[] r = java.util.Arrays.copyOf(x, x.length + y.length);
         System.arraycopy(y, 0, r, x.length, y.length);
         return r;

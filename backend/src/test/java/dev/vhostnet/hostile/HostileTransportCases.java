@@ -10,16 +10,16 @@ import dev.vhostnet.dataplane.sys.MemFd;
 import dev.vhostnet.frontend.VhostUserFrontend;
 import dev.vhostnet.spec.FrontendRequest;
 import dev.vhostnet.spec.VhostUserHeader;
-import org.agrona.concurrent.UnsafeBuffer;
 
 import java.io.IOException;
-import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
+import static dev.vhostnet.hostile.HostileCases.concat;
+import static dev.vhostnet.hostile.HostileCases.header;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -156,21 +156,6 @@ final class HostileTransportCases {
             // closed (end of stream, reset, or the read time-out of the front-end: the latter fails below)
             assertTrue(!(e instanceof java.net.SocketTimeoutException), "the back-end neither answers nor closes");
         }
-    }
-
-    private static byte[] header(final int request, final int flags, final int size) {
-        final byte[] h = new byte[VhostUserHeader.LENGTH];
-        final UnsafeBuffer b = new UnsafeBuffer(h);
-        b.putInt(0, request, ByteOrder.LITTLE_ENDIAN);
-        b.putInt(4, flags, ByteOrder.LITTLE_ENDIAN);
-        b.putInt(8, size, ByteOrder.LITTLE_ENDIAN);
-        return h;
-    }
-
-    private static byte[] concat(final byte[] x, final byte[] y) {
-        final byte[] r = java.util.Arrays.copyOf(x, x.length + y.length);
-        System.arraycopy(y, 0, r, x.length, y.length);
-        return r;
     }
 
     /** Fds the hostile front-end sends (its own copies, closed when the case ends). */
