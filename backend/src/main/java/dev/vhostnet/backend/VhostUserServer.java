@@ -1,5 +1,6 @@
 package dev.vhostnet.backend;
 
+import dev.vhostnet.backend.transport.PeerTimeoutException;
 import dev.vhostnet.backend.transport.SocketTimeouts;
 import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
@@ -177,6 +178,8 @@ public final class VhostUserServer implements AutoCloseable {
                 return; // close() ran while the connection was being set up
             }
             handler.serve();
+        } catch (final PeerTimeoutException e) {
+            LOG.warning(port.name() + ": " + e.getMessage() + "; closing the connection");
         } catch (final IOException e) {
             if (!closing) {
                 LOG.info(port.name() + ": connection ended: " + e.getMessage());
