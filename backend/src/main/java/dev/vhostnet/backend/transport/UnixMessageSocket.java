@@ -149,7 +149,7 @@ public final class UnixMessageSocket implements Closeable {
                              final long firstByteWaitMillis) throws IOException {
         final long firstDeadline = firstByteWaitMillis < 0 ? NO_DEADLINE
             : System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(firstByteWaitMillis);
-        final int n = readSome(into, off, len, fds, firstDeadline);
+        final int n = readSome(into, off, len, fds, firstDeadline, firstByteWaitMillis, "before a message");
         if (n < 0) {
             return false;
         }
@@ -162,7 +162,8 @@ public final class UnixMessageSocket implements Closeable {
     public void readRest(final byte[] into, final int off, final int len, final FdSet fds) throws IOException {
         int done = 0;
         while (done < len) {
-            final int n = readSome(into, off + done, len - done, fds, messageDeadline);
+            final int n = readSome(into, off + done, len - done, fds, messageDeadline, timeouts.midMessage().toMillis(),
+                "in the middle of a message");
             if (n < 0) {
                 throw new EOFException("peer closed the connection in the middle of a message");
             }
@@ -171,8 +172,8 @@ public final class UnixMessageSocket implements Closeable {
     }
 
     /** One recvmsg of at most {@code len} bytes, waiting until {@code deadline}; -1 at the end of stream. */
-    private int readSome(final byte[] into, final int off, final int len, final FdSet fds, final long deadline)
-        throws IOException {
+    private int readSome(final byte[] into, final int off, final int len, final FdSet fds, final long deadline,
+                         final long limitMillis, final String where) throws IOException {
         enter();
         try {
             final String failed = failure;
@@ -207,7 +208,7 @@ public final class UnixMessageSocket implements Closeable {
                 }
                 final int errno = SocketCalls.errno();
                 if (errno == SocketCalls.EAGAIN) {
-                    awaitReady(SocketCalls.POLLIN, deadline, "in the middle of a message");
+                    awaitReady(SocketCalls.POLLIN, deadline, limitMillis, where);
                 } else if (errno != SocketCalls.EINTR) {
                     final String why = failure;
                     throw new IOException(why != null ? why : "recvmsg: " + errnoName(errno));
@@ -296,7 +297,8 @@ public final class UnixMessageSocket implements Closeable {
                     final int errno = n < 0 ? SocketCalls.errno() : SocketCalls.EAGAIN;
                     if (errno == SocketCalls.EAGAIN) {
                         try {
-                            awaitReady(SocketCalls.POLLOUT, deadline, "without reading what we send");
+                            awaitReady(SocketCalls.POLLOUT, deadline, timeouts.send().toMillis(),
+                                "without reading what we send");
                         } catch (final PeerTimeoutException e) {
                             fail(e.getMessage());
                             throw e;
@@ -311,7 +313,8 @@ public final class UnixMessageSocket implements Closeable {
         }
     }
 
-    private void awaitReady(final short events, final long deadline, final String where) throws IOException {
+    private void awaitReady(final short events, final long deadline, final long limitMillis, final String where)
+        throws IOException {
         final NativeScratch scratch = events == SocketCalls.POLLIN ? receive.header : send.header;
         final int pollfd = SocketCalls.MSGHDR_SIZE + SocketCalls.IOVEC_SIZE;
         while (true) {
@@ -321,9 +324,7 @@ public final class UnixMessageSocket implements Closeable {
             } else {
                 final long left = deadline - System.nanoTime();
                 if (left <= 0) {
-                    final long limit = (events == SocketCalls.POLLIN ? timeouts.midMessage() : timeouts.send())
-                        .toMillis();
-                    throw new PeerTimeoutException("peer silent for " + limit + " ms " + where);
+                    throw new PeerTimeoutException("peer silent for " + limitMillis + " ms " + where);
                 }
                 waitMillis = (int) Math.min(Integer.MAX_VALUE, TimeUnit.NANOSECONDS.toMillis(left) + 1);
             }
