@@ -30,7 +30,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The transport over real socket pairs: every fd that arrives is held by the message's {@link FdSet} and closed
  * with it, whatever the count (up to the kernel's 253), when the kernel truncates, and when the peer ends or goes
  * silent in the middle of a message; a peer that does not read is cut off; silence between messages is not.
- * Each test checks this process's open fds against the count before it.
+ * Each test checks this process's open fds against the count before it (waiting out the short-lived fds the JVM
+ * itself opens now and then, e.g. to read cgroup files: a leak shows as a time-out with the excess).
  */
 class UnixMessageSocketTest {
     private static final int FD_CLOEXEC = 1;
@@ -104,14 +105,14 @@ class UnixMessageSocketTest {
         assertArrayEquals(sent, got);
         assertEquals(n, fds.count(), "fds held");
         assertFalse(fds.lost(), "nothing dropped by the kernel");
-        assertEquals(before + n, OpenFds.count(), "each received fd is a new open fd of this process");
+        assertTrue(OpenFds.count() >= before + n, "each received fd is a new open fd of this process");
         for (int i = 0; i < n; i++) {
             final int fd = fds.take(i);
             assertTrue(FileDescriptors.isOpen(fd));
             assertEquals(FD_CLOEXEC, LibC.INSTANCE.fcntl(fd, LibC.F_GETFD, 0) & FD_CLOEXEC, "received close-on-exec");
             FileDescriptors.closeQuietly(fd);
         }
-        assertEquals(before, OpenFds.count(), "taken fds closed by their taker");
+        OpenFds.awaitBackTo(before, "taken fds closed by their taker");
     }
 
     @Test
@@ -124,9 +125,28 @@ class UnixMessageSocketTest {
         assertTrue(p[0].readStart(new byte[12], 0, 12, fds, -1));
         final int kept = fds.take(7);
         fds.clear();
-        assertEquals(before + 1, OpenFds.count(), "only the taken fd is still open");
+        OpenFds.awaitBackTo(before + 1, "only the taken fd is still open");
         assertTrue(FileDescriptors.isOpen(kept));
         FileDescriptors.closeQuietly(kept);
+    }
+
+    @Test
+    void aTakenFdOutlivesTheSocketItCameOn() throws Exception {
+        // junixsocket closed every fd it had received when its socket closed, so an fd a handler still held (or
+        // whatever reused its number) was closed behind its back. Here nothing but the taker owns a received fd.
+        final UnixMessageSocket[] p = pair(SocketTimeouts.DEFAULTS, UnixMessageSocket.MAX_FDS);
+        final EventFd e = eventFd();
+        p[1].send(message(12, 8), 0, 12, new int[] {e.fd()}, 1);
+        final FdSet fds = new FdSet();
+        assertTrue(p[0].readStart(new byte[12], 0, 12, fds, -1));
+        final int kept = fds.take(0);
+        fds.clear();
+        p[0].close();
+        p[1].close();
+        assertTrue(FileDescriptors.isOpen(kept), "the taken fd is still open after its socket closed");
+        try (EventFd received = EventFd.adopt(kept)) {
+            assertTrue(e.signal() && received.fd() == kept, "and still the sender's eventfd");
+        }
     }
 
     @Test
@@ -139,9 +159,9 @@ class UnixMessageSocketTest {
         assertTrue(p[0].readStart(new byte[12], 0, 12, fds, -1));
         assertEquals(8, fds.count());
         assertEquals(100, fds.received());
-        assertEquals(before + 8, OpenFds.count(), "the 92 that did not fit are closed already");
+        OpenFds.awaitBackTo(before + 8, "the 92 that did not fit are closed already");
         fds.clear();
-        assertEquals(before, OpenFds.count());
+        OpenFds.awaitBackTo(before, "after the message");
     }
 
     @Test
@@ -158,7 +178,7 @@ class UnixMessageSocketTest {
         assertTrue(fds.lost(), "MSG_CTRUNC seen");
         assertEquals(4, fds.count(), "the fds the kernel installed are held, not lost to us");
         fds.clear();
-        assertEquals(before, OpenFds.count(), "nothing of the 10 left open");
+        OpenFds.awaitBackTo(before, "nothing of the 10 left open");
     }
 
     @Test
@@ -172,7 +192,7 @@ class UnixMessageSocketTest {
         assertThrows(EOFException.class, () -> p[0].readStart(new byte[12], 0, 12, fds, -1));
         assertEquals(3, fds.count());
         fds.clear();
-        assertEquals(before, OpenFds.count());
+        OpenFds.awaitBackTo(before, "after the message");
     }
 
     @Test
