@@ -1,6 +1,7 @@
 package dev.vhostnet.backend;
 
 import dev.vhostnet.backend.transport.PeerTimeoutException;
+import dev.vhostnet.backend.transport.SocketFile;
 import dev.vhostnet.backend.transport.SocketTimeouts;
 import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
@@ -8,11 +9,9 @@ import dev.vhostnet.dataplane.sys.FileDescriptors;
 import dev.vhostnet.dataplane.sys.NativeException;
 import org.newsclub.net.unix.AFUNIXServerSocket;
 import org.newsclub.net.unix.AFUNIXSocket;
-import org.newsclub.net.unix.AFUNIXSocketAddress;
 import org.newsclub.net.unix.FileDescriptorCast;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -31,12 +30,11 @@ public final class VhostUserServer implements AutoCloseable {
     private final VirtioNetPort port;
     private final Dataplane dataplane;
     private final NetDeviceConfig config;
-    private final Path socketPath;
+    /** The socket file we listen on (null for an inherited fd): close() removes it only if it is still ours. */
+    private final SocketFile socketFile;
     private final AFUNIXServerSocket listener;
     private final AFUNIXSocket preConnected;
     private final Thread thread;
-    /** Identity (device, inode) of the socket file we bound, or null: close() removes only that file. */
-    private volatile Object socketFileKey;
     private volatile boolean closing;
     /** The connection being served (closing it ends its session), or null. */
     private volatile VhostUserChannel current;
@@ -46,12 +44,12 @@ public final class VhostUserServer implements AutoCloseable {
         dev.vhostnet.backend.vhostpci.DeviceDelegation.NONE;
 
     private VhostUserServer(final VirtioNetPort port, final Dataplane dataplane, final NetDeviceConfig config,
-                            final Path socketPath, final AFUNIXServerSocket listener, final AFUNIXSocket preConnected,
+                            final SocketFile socketFile, final AFUNIXServerSocket listener, final AFUNIXSocket preConnected,
                             final Runnable onFinished) {
         this.port = port;
         this.dataplane = dataplane;
         this.config = config;
-        this.socketPath = socketPath;
+        this.socketFile = socketFile;
         this.listener = listener;
         this.preConnected = preConnected;
         this.onFinished = onFinished;
@@ -61,18 +59,8 @@ public final class VhostUserServer implements AutoCloseable {
     /** Listen on {@code path}, replacing a stale socket file (but never a non-socket file). */
     public static VhostUserServer listen(final Path path, final VirtioNetPort port, final Dataplane dataplane,
                                          final NetDeviceConfig config, final Runnable onFinished) throws IOException {
-        if (Files.exists(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            if (!"socket".equals(fileType(path))) {
-                throw new IOException(path + " exists and is not a socket; refusing to replace it");
-            }
-            Files.delete(path);
-        }
-        final AFUNIXServerSocket server = AFUNIXServerSocket.newInstance();
-        server.setDeleteOnClose(false); // close() removes the file, but only if it is still ours
-        server.bind(AFUNIXSocketAddress.of(path.toFile()), 1);
-        final VhostUserServer result = new VhostUserServer(port, dataplane, config, path, server, null, onFinished);
-        result.socketFileKey = fileKey(path);
-        return result;
+        final SocketFile file = SocketFile.listen(path, 1);
+        return new VhostUserServer(port, dataplane, config, file, file.listener(), null, onFinished);
     }
 
     /** Serve on an inherited socket fd (listening or connected). */
@@ -86,25 +74,6 @@ public final class VhostUserServer implements AutoCloseable {
             return new VhostUserServer(port, dataplane, config, null, cast.as(AFUNIXServerSocket.class), null, onFinished);
         }
         return new VhostUserServer(port, dataplane, config, null, null, cast.as(AFUNIXSocket.class), onFinished);
-    }
-
-    private static Object fileKey(final Path path) {
-        try {
-            return Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class,
-                java.nio.file.LinkOption.NOFOLLOW_LINKS).fileKey();
-        } catch (final IOException e) {
-            return null;
-        }
-    }
-
-    private static String fileType(final Path path) {
-        try {
-            final Object other = Files.getAttribute(path, "unix:mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
-            final int mode = (Integer) other;
-            return (mode & 0xF000) == 0xC000 ? "socket" : "other";
-        } catch (final IOException | UnsupportedOperationException | IllegalArgumentException e) {
-            return "unknown";
-        }
     }
 
     /** vhost-pci peer mode: hand every front-end connection's device to this delegation (before start). */
@@ -122,7 +91,7 @@ public final class VhostUserServer implements AutoCloseable {
     }
 
     public Path socketPath() {
-        return socketPath;
+        return socketFile == null ? null : socketFile.path();
     }
 
     public VirtioNetPort port() {
@@ -218,7 +187,9 @@ public final class VhostUserServer implements AutoCloseable {
     public void close() {
         closing = true;
         try {
-            if (listener != null) {
+            if (socketFile != null) {
+                socketFile.close(); // stops listening; removes the file if it is still ours
+            } else if (listener != null) {
                 listener.close();
             }
             final VhostUserChannel c = current;
@@ -235,16 +206,6 @@ public final class VhostUserServer implements AutoCloseable {
             thread.join(3000);
         } catch (final InterruptedException e) {
             Thread.currentThread().interrupt();
-        }
-        // Another back-end may have taken the path over (replacing our stale-looking file, e.g. for a
-        // hand-over or a live migration): its socket is not ours to remove.
-        final Object key = socketFileKey;
-        if (socketPath != null && (key == null || key.equals(fileKey(socketPath)))) {
-            try {
-                Files.deleteIfExists(socketPath);
-            } catch (final IOException e) {
-                LOG.warning("cannot remove " + socketPath + ": " + e.getMessage());
-            }
         }
     }
 }

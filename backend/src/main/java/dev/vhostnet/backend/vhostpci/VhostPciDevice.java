@@ -20,21 +20,18 @@ import dev.vhostnet.spec.vhostpci.MemoryInfoMessage;
 import dev.vhostnet.spec.vhostpci.PeerConnectionMessage;
 import dev.vhostnet.spec.vhostpci.VhostPci;
 import dev.vhostnet.spec.vhostpci.VirtqInfo;
+import dev.vhostnet.backend.transport.SocketFile;
 import org.newsclub.net.unix.AFUNIXServerSocket;
 import org.newsclub.net.unix.AFUNIXSocket;
-import org.newsclub.net.unix.AFUNIXSocketAddress;
 
 import java.io.IOException;
 import java.net.SocketException;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
@@ -58,6 +55,7 @@ public final class VhostPciDevice implements AutoCloseable {
     private final Dataplane dataplane;
     private final VhostPciSession.Config sessionConfig;
     private final long handledFeatures;
+    private final SocketFile socketFile;
     private final AFUNIXServerSocket listener;
     private final Thread acceptor;
     private final Thread leaseKeeper;
@@ -89,15 +87,8 @@ public final class VhostPciDevice implements AutoCloseable {
             handled &= ~VirtioFeature.bit(VirtioFeature.RING_PACKED);
         }
         this.handledFeatures = handled;
-        if (Files.exists(socketPath, LinkOption.NOFOLLOW_LINKS)) {
-            final Object mode = Files.getAttribute(socketPath, "unix:mode", LinkOption.NOFOLLOW_LINKS);
-            if (((Integer) mode & 0xF000) != 0xC000) {
-                throw new IOException(socketPath + " exists and is not a socket; refusing to replace it");
-            }
-            Files.delete(socketPath);
-        }
-        listener = AFUNIXServerSocket.newInstance();
-        listener.bind(AFUNIXSocketAddress.of(socketPath.toFile()), 4);
+        socketFile = SocketFile.listen(socketPath, 4);
+        listener = socketFile.listener();
         acceptor = new Thread(this::acceptLoop, "vhost-pci-listen");
         acceptor.setDaemon(true);
         leaseKeeper = new Thread(this::keepLease, "vhost-pci-lease");
@@ -750,17 +741,8 @@ public final class VhostPciDevice implements AutoCloseable {
             c.handBack(Duration.ofSeconds(2));
             c.session.close();
         }
-        try {
-            listener.close();
-        } catch (final IOException e) {
-            LOG.log(Level.FINE, "close", e);
-        }
+        socketFile.close(); // stops listening; removes the file if it is still ours
         acceptor.interrupt();
         leaseKeeper.interrupt();
-        try {
-            Files.deleteIfExists(socketPath);
-        } catch (final IOException e) {
-            LOG.warning("cannot remove " + socketPath + ": " + e.getMessage());
-        }
     }
 }
