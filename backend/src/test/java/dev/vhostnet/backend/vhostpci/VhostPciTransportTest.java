@@ -4,14 +4,19 @@ import dev.vhostnet.backend.OpenFds;
 import dev.vhostnet.dataplane.sys.LibC;
 import dev.vhostnet.dataplane.sys.MemFd;
 import dev.vhostnet.frontend.Await;
+import dev.vhostnet.frontend.DriverSplitQueue;
 import dev.vhostnet.frontend.GuestMemoryImage;
 import dev.vhostnet.frontend.VirtioNetDriver;
+import dev.vhostnet.spec.VirtioFeature;
 import dev.vhostnet.spec.vhostpci.AckMessage;
+import dev.vhostnet.spec.vhostpci.DeviceInfoMessage;
 import dev.vhostnet.spec.vhostpci.FeatureBitsMessage;
 import dev.vhostnet.spec.vhostpci.HeartbeatMessage;
+import dev.vhostnet.spec.vhostpci.MacAddress;
 import dev.vhostnet.spec.vhostpci.MemoryInfoMessage;
 import dev.vhostnet.spec.vhostpci.VhostPci;
 import dev.vhostnet.spec.vhostpci.VhostPciHeader;
+import dev.vhostnet.spec.vhostpci.VirtqInfo;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -26,11 +31,13 @@ import org.newsclub.net.unix.AFUNIXSocketAddress;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -38,9 +45,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The vhost-pci socket of a real device-side back-end against a hand-driven hostile client: fds by the hundred
  * on one message, fds on malformed and cut-short messages, silence in the middle of a message, PINGs flooded
- * without reading a PONG. After each case: no fd left open (this JVM's count, back-end and client alike, back
- * to the baseline), the device side's own front-end still served, and a well-behaved client admitted and
- * served.
+ * without reading a PONG. After each case: a well-behaved client is admitted, adds its memory and a device, and
+ * frames go both ways between its guest and the device side's own front-end (connected throughout); then no fd
+ * is left open (this JVM's count, back-end and clients alike, back to the baseline).
  */
 class VhostPciTransportTest {
     private static final Duration WAIT = Duration.ofSeconds(20);
@@ -234,11 +241,11 @@ class VhostPciTransportTest {
 
     /**
      * The device side's own front-end is served, and a well-behaved client is admitted (once the device side has
-     * let the previous one go), negotiates, adds a region and removes it again.
+     * let the previous one go) and forwards with it.
      */
     private static void assertHealthy(final String after) throws Exception {
         assertNotEquals(0L, frontEnd.frontend().getFeatures(), "the device side's front-end is served after " + after);
-        try (GuestMemoryImage memory = GuestMemoryImage.create(1)) {
+        try (GuestMemoryImage memory = GuestMemoryImage.create(4)) {
             Await.until("a well-behaved client served after " + after, WAIT, () -> wellBehavedClient(memory), () -> "refused as busy");
         }
         Await.until("the client's regions released", WAIT, () -> dev.device.clientRegions() == 0,
@@ -247,7 +254,8 @@ class VhostPciTransportTest {
 
     private static boolean wellBehavedClient(final GuestMemoryImage memory) {
         VhostPciSession s = null;
-        try {
+        try (DriverSplitQueue rx = new DriverSplitQueue(memory, 0, 64);
+             DriverSplitQueue tx = new DriverSplitQueue(memory, 1, 64)) {
             s = VhostPciSession.start(AFUNIXSocket.connectTo(AFUNIXSocketAddress.of(pci.toFile())),
                 VhostPciSession.Config.defaults(VhostPci.ROLE_CLIENT, UUID.randomUUID()), new VhostPciSession.Handler() {
                     @Override
@@ -262,17 +270,7 @@ class VhostPciTransportTest {
                 }
                 throw e;
             }
-            assertEquals(VhostPci.FEATURE_BITS_ACCEPTED, s.request(VhostPci.FEATURE_BITS, FeatureBitsMessage.LENGTH,
-                (b, o) -> new FeatureBitsMessage().<FeatureBitsMessage>wrap(b, o).features(1L << 32).flags(0))
-                .get(5, TimeUnit.SECONDS).status());
-            final GuestMemoryImage.MemoryRegion r = memory.region();
-            final VhostPciSession.Ack add = s.request(VhostPci.MEMORY_INFO, MemoryInfoMessage.lengthFor(1), (b, o) -> {
-                final MemoryInfoMessage m = new MemoryInfoMessage().wrap(b, o);
-                m.op(VhostPci.OP_ADD).nregions(1);
-                m.region(0).guestPhysAddr(r.guestPhysAddr()).memorySize(r.size()).userAddr(r.userAddr())
-                    .mmapOffset(r.mmapOffset());
-            }, r.fd()).get(5, TimeUnit.SECONDS);
-            assertEquals(VhostPci.ADD_DONE, add.status(), "region added: " + VhostPci.reasonName(add.reason()));
+            serve(s, memory, rx, tx);
             return true;
         } catch (final Exception e) {
             throw new AssertionError("well-behaved client: " + e, e);
@@ -281,5 +279,71 @@ class VhostPciTransportTest {
                 s.close();
             }
         }
+    }
+
+    /** Features, memory and a device with two rings, one frame each way with the device side's front-end, gone. */
+    private static void serve(final VhostPciSession s, final GuestMemoryImage memory, final DriverSplitQueue rx,
+                              final DriverSplitQueue tx) throws Exception {
+        final long features = VirtioFeature.bit(VirtioFeature.VERSION_1);
+        for (final boolean negotiated : new boolean[] {false, true}) {
+            assertEquals(VhostPci.FEATURE_BITS_ACCEPTED, get(s.request(VhostPci.FEATURE_BITS, FeatureBitsMessage.LENGTH,
+                (b, o) -> new FeatureBitsMessage().<FeatureBitsMessage>wrap(b, o).features(features)
+                    .flags(negotiated ? VhostPci.FEATURES_NEGOTIATED : 0))).status());
+        }
+        final GuestMemoryImage.MemoryRegion r = memory.region();
+        final VhostPciSession.Ack add = get(s.request(VhostPci.MEMORY_INFO, MemoryInfoMessage.lengthFor(1), (b, o) -> {
+            final MemoryInfoMessage m = new MemoryInfoMessage().wrap(b, o);
+            m.op(VhostPci.OP_ADD).nregions(1);
+            m.region(0).guestPhysAddr(r.guestPhysAddr()).memorySize(r.size()).userAddr(r.userAddr())
+                .mmapOffset(r.mmapOffset());
+        }, r.fd()));
+        assertEquals(VhostPci.ADD_DONE, add.status(), "region added: " + VhostPci.reasonName(add.reason()));
+        final DriverSplitQueue[] qs = {rx, tx};
+        final VhostPciSession.Ack device = get(s.request(VhostPci.DEVICE_INFO,
+            DeviceInfoMessage.lengthFor(VhostPci.OP_ADD, 2), (b, o) -> {
+                final DeviceInfoMessage m = new DeviceInfoMessage().wrap(b, o);
+                m.op(VhostPci.OP_ADD).deviceType(VhostPci.DEVICE_NET).nvqs(2).features(features)
+                    .deviceId(MacAddress.toDeviceId(PeerBackend.MAC_C));
+                for (int i = 0; i < 2; i++) {
+                    final VirtqInfo v = m.virtq(i);
+                    v.index(qs[i].index()).lastAvailIdx(qs[i].availIdx()).lastUsedIdx(qs[i].usedIdx())
+                        .size(qs[i].size()).format(VhostPci.FORMAT_SPLIT).fdFlags(VhostPci.FD_KICK | VhostPci.FD_CALL)
+                        .descAddr(qs[i].descUva()).driverAddr(qs[i].availUva()).deviceAddr(qs[i].usedUva());
+                }
+            }, rx.kickFd().fd(), rx.callFd().fd(), tx.kickFd().fd(), tx.callFd().fd()));
+        assertEquals(VhostPci.ADD_DONE, device.status(), "device added: " + VhostPci.reasonName(device.reason()));
+
+        // The device side's front-end -> the client's guest.
+        final int h = VirtioNetDriver.HEADER_LENGTH;
+        final long rxBuf = memory.allocate(2048, 16);
+        rx.add(List.of(DriverSplitQueue.Segment.writable(memory.gpa(rxBuf), 2048)), false);
+        rx.publish();
+        final byte[] out = VhostPciPeerModeTest.frame(PeerBackend.MAC_C, PeerBackend.MAC_D, 300, ++frames);
+        frontEnd.send(out);
+        Await.until("frame in the client guest's RX ring", () -> rx.usedIdx() == 1);
+        final byte[] got = new byte[out.length];
+        memory.buffer().getBytes((int) rxBuf + h, got);
+        assertArrayEquals(out, got, "device side -> client guest");
+        frontEnd.reclaimTx();
+        // The client's guest -> the device side's front-end.
+        frontEnd.postRxBuffers(2, 2048);
+        final long txBuf = memory.allocate(h + 200, 16);
+        final byte[] back = VhostPciPeerModeTest.frame(PeerBackend.MAC_D, PeerBackend.MAC_C, 200, -frames);
+        memory.buffer().putBytes((int) txBuf + h, back);
+        tx.add(List.of(DriverSplitQueue.Segment.readable(memory.gpa(txBuf), h + 200)), false);
+        tx.publish();
+        tx.kick();
+        assertArrayEquals(back, frontEnd.receive(WAIT), "client guest -> device side");
+
+        assertEquals(VhostPci.DEL_DONE, get(s.request(VhostPci.DEVICE_INFO,
+            DeviceInfoMessage.lengthFor(VhostPci.OP_DEL, 0), (b, o) -> new DeviceInfoMessage().<DeviceInfoMessage>wrap(b, o)
+                .op(VhostPci.OP_DEL).deviceType(VhostPci.DEVICE_NET)
+                .deviceId(MacAddress.toDeviceId(PeerBackend.MAC_C)))).status());
+    }
+
+    private static int frames;
+
+    private static VhostPciSession.Ack get(final CompletableFuture<VhostPciSession.Ack> f) throws Exception {
+        return f.get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
     }
 }
