@@ -21,8 +21,6 @@ import dev.vhostnet.spec.vhostpci.PeerConnectionMessage;
 import dev.vhostnet.spec.vhostpci.VhostPci;
 import dev.vhostnet.spec.vhostpci.VhostPciHeader;
 import org.agrona.concurrent.UnsafeBuffer;
-import org.newsclub.net.unix.AFUNIXSocketChannel;
-import org.newsclub.net.unix.AFUNIXSocketPair;
 import org.newsclub.net.unix.FileDescriptorCast;
 
 import java.io.FileInputStream;
@@ -627,12 +625,12 @@ final class HostilePciCases {
     }
 
     private static void socket(final FdUser user) throws Exception {
-        final AFUNIXSocketPair<AFUNIXSocketChannel> pair = AFUNIXSocketPair.open();
+        final int fd = Pipes.INSTANCE.socket(Pipes.AF_UNIX, Pipes.SOCK_STREAM, 0);
+        assertTrue(fd >= 0, "socket");
         try {
-            user.use(FileDescriptorCast.using(pair.getSocket1().getFileDescriptor()).as(Integer.class));
+            user.use(fd);
         } finally {
-            pair.getSocket1().close();
-            pair.getSocket2().close();
+            dev.vhostnet.dataplane.sys.FileDescriptors.closeQuietly(fd);
         }
     }
 
