@@ -304,6 +304,10 @@ public final class VhostPciDevice implements AutoCloseable {
         @Override
         public long admit(final VhostPciSession s, final UUID peer) {
             synchronized (lock) {
+                // The reader thread admits before VhostPciSession.start has returned to the acceptor, which only
+                // then assigns the field: without this, 'current' would be published with a null session and
+                // clientUuid() or the next client's admission would throw.
+                session = s;
                 final Connection other = current;
                 if (other != null && other != this && !other.session.isClosed()) {
                     if (!peer.equals(other.session.peer().uuid())) {
