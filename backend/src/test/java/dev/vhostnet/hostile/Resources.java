@@ -14,9 +14,9 @@ import java.util.stream.Stream;
  * /proc/self/fd), memfd mappings (/proc/self/maps) and live threads. Jar files the JVM opens lazily while it
  * loads classes are not counted, so a comparison with an earlier snapshot shows leaks only.
  */
-record Resources(long sockets, long eventfds, long memfds, long mappings, long threads) {
+public record Resources(long sockets, long eventfds, long memfds, long mappings, long threads) {
 
-    static Resources now() {
+    public static Resources now() {
         return of(Path.of("/proc/self"), Thread.activeCount());
     }
 
@@ -24,7 +24,7 @@ record Resources(long sockets, long eventfds, long memfds, long mappings, long t
      * Another process's (a back-end in a child JVM): threads are its OS threads but the JIT compiler's, which
      * the JVM starts and stops as its compile queue grows and shrinks.
      */
-    static Resources of(final long pid) {
+    public static Resources of(final long pid) {
         final Path proc = Path.of("/proc/" + pid);
         long threads = 0;
         try (Stream<Path> tasks = Files.list(proc.resolve("task"))) {
@@ -49,7 +49,7 @@ record Resources(long sockets, long eventfds, long memfds, long mappings, long t
     }
 
     /** All open fds of process {@code pid}, whatever they are. */
-    static long openFds(final long pid) {
+    public static long openFds(final long pid) {
         return count(Path.of("/proc/" + pid + "/fd"));
     }
 
@@ -96,13 +96,13 @@ record Resources(long sockets, long eventfds, long memfds, long mappings, long t
         }
     }
 
-    boolean noMoreThan(final Resources limit) {
+    public boolean noMoreThan(final Resources limit) {
         return sockets <= limit.sockets && eventfds <= limit.eventfds && memfds <= limit.memfds
             && mappings <= limit.mappings && threads <= limit.threads;
     }
 
     /** Wait (the back-end releases a connection on its own thread) until no resource exceeds this snapshot. */
-    void awaitNoMoreThan(final String after) {
+    public void awaitNoMoreThan(final String after) {
         Await.until("resources back to " + this + " after " + after, Duration.ofSeconds(5),
             () -> now().noMoreThan(this), () -> now().toString());
     }

@@ -46,6 +46,9 @@ import java.util.logging.Logger;
 public final class VhostPciDevice implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(VhostPciDevice.class.getName());
     /** Bits the client strips before FEATURE_BITS (vhost-user transport bits). */
+    /** The fd_flags and state_flags bits version 1 defines (§5.3); any other bit is reserved. */
+    private static final int FD_FLAGS = VhostPci.FD_KICK | VhostPci.FD_CALL;
+    private static final int STATE_FLAGS = VhostPci.STATE_AVAIL_WRAP | VhostPci.STATE_USED_WRAP | VhostPci.STATE_LOG;
     static final long TRANSPORT_BITS = VirtioFeature.bit(VirtioFeature.VHOST_USER_F_PROTOCOL_FEATURES)
         | VirtioFeature.bit(VirtioFeature.VHOST_F_LOG_ALL);
 
@@ -277,6 +280,12 @@ public final class VhostPciDevice implements AutoCloseable {
         DirtyLog dirtyLog;
         volatile boolean peerConnectionOn;
         boolean admitted;
+        /**
+         * Set by the peer-loss cleanup (under {@link VhostPciDevice#lock}). The reader thread may still be
+         * handling a request it read before the session failed (on the timer thread, or a takeover): that request
+         * must not map memory or start rings again after the cleanup, or they would outlive the connection.
+         */
+        boolean gone;
         private final MemoryInfoMessage memoryInfo = new MemoryInfoMessage();
         private final DeviceInfoMessage deviceInfo = new DeviceInfoMessage();
         private final FeatureBitsMessage featureBits = new FeatureBitsMessage();
@@ -286,6 +295,10 @@ public final class VhostPciDevice implements AutoCloseable {
         @Override
         public long admit(final VhostPciSession s, final UUID peer) {
             synchronized (lock) {
+                // The reader thread admits before VhostPciSession.start has returned to the acceptor, which only
+                // then assigns the field: without this, 'current' would be published with a null session and
+                // clientUuid() or the next client's admission would throw.
+                session = s;
                 final Connection other = current;
                 if (other != null && other != this && !other.session.isClosed()) {
                     if (!peer.equals(other.session.peer().uuid())) {
@@ -309,6 +322,7 @@ public final class VhostPciDevice implements AutoCloseable {
                     return;
                 }
                 LOG.info("vhost-pci: client " + (s.peer() != null ? s.peer().uuid() : "?") + " gone: " + reason);
+                gone = true;
                 stopDevice(false);
                 final GuestMemory old = memory;
                 memory = GuestMemory.EMPTY;
@@ -332,6 +346,9 @@ public final class VhostPciDevice implements AutoCloseable {
             final int at = VhostPciFrame.payloadOffset();
             try {
                 synchronized (lock) {
+                    if (gone || s.isClosed()) {
+                        return; // the connection is gone: nothing to answer, its fds are closed by the frame
+                    }
                     switch (type) {
                         case VhostPci.MEMORY_INFO:
                             memoryInfo.wrap(frame.buffer(), at);
@@ -510,7 +527,10 @@ public final class VhostPciDevice implements AutoCloseable {
             for (int i = 0; i < n && reason == VhostPci.R_NONE; i++) {
                 final VirtqInfo v = deviceInfo.virtq(i);
                 final boolean isPacked = v.format() == VhostPci.FORMAT_PACKED;
-                if (v.index() >= remote.queueCount() || seen[v.index()] || isPacked != packed
+                if ((v.format() != VhostPci.FORMAT_SPLIT && !isPacked) || (v.fdFlags() & ~FD_FLAGS) != 0
+                    || (v.stateFlags() & ~STATE_FLAGS) != 0) {
+                    reason = VhostPci.R_BAD_MESSAGE; // §10.1: unknown format, reserved flag bits set
+                } else if (v.index() >= remote.queueCount() || seen[v.index()] || isPacked != packed
                     || v.size() < 1 || v.size() > 32768 || (!isPacked && (v.size() & (v.size() - 1)) != 0)
                     || (isPacked && (v.lastAvailIdx() >= v.size() || v.lastUsedIdx() >= v.size()))) {
                     reason = VhostPci.R_BAD_RING;
@@ -536,6 +556,13 @@ public final class VhostPciDevice implements AutoCloseable {
                     calls[i] = EventFd.adopt(frame.takeFd(fd++));
                 }
             }
+            if (!allEventFds(kicks) || !allEventFds(calls)) {
+                closeAll(kicks);
+                closeAll(calls);
+                LOG.warning("vhost-pci: DEVICE_INFO ADD refused: a kick or call fd is not an eventfd");
+                session.ack(seq, VhostPci.DEVICE_INFO, VhostPci.ADD_FAIL, VhostPci.R_BAD_FDS, 0);
+                return;
+            }
             final GuestMemory mem = memory;
             final int remoteIndex = dataplane.portIndex(remote);
             final DirtyLog log = dirtyLog;
@@ -553,33 +580,33 @@ public final class VhostPciDevice implements AutoCloseable {
             }
             final QueueError result = dataplane.call(() -> {
                 remote.setFeatures(features);
-                for (int i = 0; i < n; i++) {
-                    final Virtqueue q = remote.queue(queues[i]);
-                    q.setCall(calls[i]);
-                    q.setKick(kicks[i]);
-                    q.setLog(log);
-                    q.setEnabled(true);
-                    final QueueError e = q.start(mem, sizes[i], addrs[i][0], addrs[i][1], addrs[i][2], bases[i]);
-                    if (e != QueueError.NONE) {
-                        for (int j = 0; j <= i; j++) {
-                            final Virtqueue r = remote.queue(queues[j]);
-                            r.stop();
-                            r.setCall(null);
-                            r.setKick(null);
-                            r.setLog(null);
-                            r.reset();
+                try {
+                    for (int i = 0; i < n; i++) {
+                        final Virtqueue q = remote.queue(queues[i]);
+                        q.setCall(calls[i]);
+                        q.setKick(kicks[i]);
+                        q.setLog(log);
+                        q.setEnabled(true);
+                        final QueueError e = q.start(mem, sizes[i], addrs[i][0], addrs[i][1], addrs[i][2], bases[i]);
+                        if (e != QueueError.NONE) {
+                            abandonQueues(queues, kicks);
+                            return e;
                         }
-                        remote.setFeatures(0);
-                        return e;
+                        q.disableKicks();
                     }
-                    q.disableKicks();
-                }
-                for (int i = 0; i < n; i++) {
-                    if (kicks[i] != null) {
-                        dataplane.watchKick(remoteIndex, queues[i], kicks[i]);
+                    for (int i = 0; i < n; i++) {
+                        if (kicks[i] != null) {
+                            dataplane.watchKick(remoteIndex, queues[i], kicks[i]);
+                        }
                     }
+                    return QueueError.NONE;
+                } catch (final RuntimeException e) {
+                    // E.g. epoll refusing a kick fd. The queues must not keep running: this device is never
+                    // recorded, so no cleanup would stop them before the client's memory is unmapped.
+                    LOG.warning("vhost-pci: DEVICE_INFO ADD: " + e);
+                    abandonQueues(queues, kicks);
+                    return QueueError.MEMORY_FAULT;
                 }
-                return QueueError.NONE;
             });
             if (result != QueueError.NONE) {
                 closeAll(kicks);
@@ -599,7 +626,9 @@ public final class VhostPciDevice implements AutoCloseable {
         }
 
         private void delDevice(final long seq) throws IOException {
-            if (device == null) {
+            // §10.1: a DEL of a device that is not added (another type or MAC) is refused, not obeyed.
+            if (device == null || deviceInfo.deviceType() != VhostPci.DEVICE_NET
+                || deviceInfo.deviceId() != device.deviceId) {
                 session.ack(seq, VhostPci.DEVICE_INFO, VhostPci.DEL_FAIL, VhostPci.R_UNKNOWN_DEVICE, 0);
                 return;
             }
@@ -705,6 +734,44 @@ public final class VhostPciDevice implements AutoCloseable {
                     LOG.info("vhost-pci: device hand-back not acknowledged: " + e);
                 }
             }
+        }
+    }
+
+    /** Stop and forget the given queues of the remote port and their kick watches (inside dataplane.call). */
+    private void abandonQueues(final int[] queues, final EventFd[] kicks) {
+        for (int j = 0; j < queues.length; j++) {
+            final Virtqueue r = remote.queue(queues[j]);
+            r.stop();
+            r.setCall(null);
+            r.setKick(null);
+            r.setLog(null);
+            r.reset();
+            if (kicks[j] != null) {
+                dataplane.unwatchKick(kicks[j]);
+            }
+        }
+        remote.setFeatures(0);
+    }
+
+    /**
+     * Whether {@code fd} is an eventfd. A kick or call fd of another kind is refused: the dataplane writes 8 bytes
+     * to a call fd on every interrupt (into a memfd's data, a socket, or a blocking pipe that stalls the dataplane
+     * thread once full) and epoll refuses a memfd or regular file as a kick fd.
+     */
+    private static boolean allEventFds(final EventFd[] fds) {
+        for (final EventFd f : fds) {
+            if (f != null && !isEventFd(f.fd())) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    static boolean isEventFd(final int fd) {
+        try {
+            return Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd)).toString().equals("anon_inode:[eventfd]");
+        } catch (final IOException | RuntimeException e) {
+            return false;
         }
     }
 

@@ -28,6 +28,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * One end of a vhost-pci socket connection (spec/VHOST-PCI.md §6, §7, §9): HELLO and version agreement,
@@ -156,8 +157,11 @@ public final class VhostPciSession implements Closeable {
     private final VhostPciChannel channel;
     private final VhostPciFrame frame = new VhostPciFrame();
 
-    // send side: guarded by sendLock
-    private final Object sendLock = new Object();
+    // send side: guarded by sendLock. A lock the timer can try without blocking: a peer that stops reading
+    // leaves a writer stuck in send() holding it, and the timer must still be free to declare that peer dead.
+    private final ReentrantLock sendLock = new ReentrantLock();
+    /** When the send in progress started (System.nanoTime), 0 when none is: a send stuck too long is peer loss. */
+    private volatile long sendStartedNanos;
     private final byte[] sendBytes = new byte[VhostPciHeader.LENGTH + VhostPci.MAX_PAYLOAD];
     private final UnsafeBuffer sendBuffer = new UnsafeBuffer(sendBytes);
     private final VhostPciHeader sendHeader = new VhostPciHeader();
@@ -314,7 +318,8 @@ public final class VhostPciSession implements Closeable {
                 closed.get() ? "session closed: " + closeReason : "session not open yet"));
         }
         final IOException failure;
-        synchronized (sendLock) {
+        sendLock.lock();
+        try {
             if (pending.size() >= VhostPci.MAX_IN_FLIGHT) {
                 return CompletableFuture.failedFuture(new VhostPciException(
                     VhostPci.MAX_IN_FLIGHT + " requests already in flight"));
@@ -333,6 +338,8 @@ public final class VhostPciSession implements Closeable {
                 pending.remove(seq);
                 failure = e;
             }
+        } finally {
+            sendLock.unlock();
         }
         // Outside sendLock: fail() calls the handler, which may take its own locks (lock order: handler, send).
         fail("send failed: " + failure.getMessage());
@@ -345,7 +352,8 @@ public final class VhostPciSession implements Closeable {
         if (states.length > VhostPci.MAX_VIRTQUEUES) {
             throw new IllegalArgumentException(states.length + " queue states");
         }
-        synchronized (sendLock) {
+        sendLock.lock();
+        try {
             final int length = AckMessage.lengthFor(states.length);
             sendAck.wrap(sendBuffer, VhostPciHeader.LENGTH);
             sendAck.ackedSeq(ackedSeq).ackedType(ackedType).status(status).reason(reason).value(value)
@@ -357,6 +365,8 @@ public final class VhostPciSession implements Closeable {
             }
             final int v = ackedType == VhostPci.HELLO ? VhostPci.VERSION_1 : version;
             writeLocked(VhostPci.ACK, v, length, null, 0);
+        } finally {
+            sendLock.unlock();
         }
     }
 
@@ -376,12 +386,18 @@ public final class VhostPciSession implements Closeable {
         }
         sendHeader.type(type).version(msgVersion).length(payloadLength).seq(nextSeq).sender(config.uuid());
         nextSeq++;
-        channel.send(sendBytes, VhostPciHeader.LENGTH + payloadLength, fds, fdCount);
+        sendStartedNanos = System.nanoTime();
+        try {
+            channel.send(sendBytes, VhostPciHeader.LENGTH + payloadLength, fds, fdCount);
+        } finally {
+            sendStartedNanos = 0;
+        }
         lastSentNanos = System.nanoTime();
     }
 
     private void sendHelloMessage() throws IOException {
-        synchronized (sendLock) {
+        sendLock.lock();
+        try {
             sendHello.wrap(sendBuffer, VhostPciHeader.LENGTH);
             sendHello.role(config.role()).minVersion(config.minVersion()).maxVersion(config.maxVersion())
                 .capabilities(config.capabilities()).heartbeatIntervalMs(config.heartbeatIntervalMs())
@@ -390,11 +406,14 @@ public final class VhostPciSession implements Closeable {
             helloSeq = nextSeq;
             pending.put(helloSeq, new Pending(VhostPci.HELLO, 0, System.nanoTime()));
             writeLocked(VhostPci.HELLO, VhostPci.VERSION_1, HelloMessage.LENGTH, null, 0);
+        } finally {
+            sendLock.unlock();
         }
     }
 
     private void sendHeartbeat(final int op, final long pingSeq, final long timestamp) throws IOException {
-        synchronized (sendLock) {
+        sendLock.lock();
+        try {
             sendHeartbeat.wrap(sendBuffer, VhostPciHeader.LENGTH);
             sendHeartbeat.op(op).pingSeq(pingSeq).timestampNs(timestamp);
             if (op == VhostPci.PING) {
@@ -402,6 +421,8 @@ public final class VhostPciSession implements Closeable {
                 lastPingNanos = timestamp;
             }
             writeLocked(VhostPci.HEARTBEAT, version, HeartbeatMessage.LENGTH, null, 0);
+        } finally {
+            sendLock.unlock();
         }
     }
 
@@ -729,12 +750,25 @@ public final class VhostPciSession implements Closeable {
                 return;
             }
         }
+        final long sending = sendStartedNanos;
+        if (sending != 0 && now - sending > timeout) {
+            fail("peer stopped reading: a send has been blocked for "
+                + TimeUnit.NANOSECONDS.toMillis(now - sending) + " ms (timeout " + config.heartbeatTimeoutMs() + " ms)");
+            return;
+        }
         pingsInFlight.values().removeIf(t0 -> now - t0 > timeout);
         if (open && now - lastPingNanos >= TimeUnit.MILLISECONDS.toNanos(config.heartbeatIntervalMs())) {
+            // Never wait for the send lock here: its holder may be stuck writing to a peer that does not read,
+            // and this thread is the one that must notice (above) and close the connection.
+            if (!sendLock.tryLock()) {
+                return;
+            }
             try {
                 sendHeartbeat(VhostPci.PING, 0, now);
             } catch (final IOException e) {
                 fail("cannot send PING: " + e.getMessage());
+            } finally {
+                sendLock.unlock();
             }
         }
     }

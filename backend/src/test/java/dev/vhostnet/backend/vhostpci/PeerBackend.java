@@ -52,6 +52,12 @@ final class PeerBackend implements AutoCloseable {
 
     /** --socket-path dir/NAME.sock --vhost-pci-listen PCI */
     static PeerBackend device(final Path dir, final Path pci, final long handled) throws IOException {
+        return device(dir, pci, handled, VhostPciSession.Config.defaults(VhostPci.ROLE_DEVICE, UUID.randomUUID()));
+    }
+
+    /** The same with the device side's session parameters chosen (e.g. a short heartbeat timeout). */
+    static PeerBackend device(final Path dir, final Path pci, final long handled, final VhostPciSession.Config session)
+        throws IOException {
         final Path socket = dir.resolve("dev.sock");
         final VirtioNetPort local = new VirtioNetPort(socket.toString());
         final VirtioNetPort remote = new VirtioNetPort("vhost-pci-peer");
@@ -59,8 +65,7 @@ final class PeerBackend implements AutoCloseable {
             new VirtioNetPort[] {remote, local}, PollMode.ADAPTIVE, -1);
         final NetDeviceConfig config = new NetDeviceConfig(MAC_D);
         final VhostUserServer server = VhostUserServer.listen(socket, local, dataplane, config, null);
-        final VhostPciDevice device = new VhostPciDevice(pci, local, remote, dataplane,
-            VhostPciSession.Config.defaults(VhostPci.ROLE_DEVICE, UUID.randomUUID()),
+        final VhostPciDevice device = new VhostPciDevice(pci, local, remote, dataplane, session,
             config.offeredFeatures() & handled);
         server.delegation(device.localDelegation());
         dataplane.start();
