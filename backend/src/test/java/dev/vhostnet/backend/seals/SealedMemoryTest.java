@@ -96,6 +96,7 @@ class SealedMemoryTest {
         backend = InProcessBackend.peered(dir);
         try (VirtioNetDriver a = backend.start(0, options); VirtioNetDriver b = backend.start(1, options)) {
             exchange(a, b, WARM_UP, 1);
+            JitState.assertDataplaneMode();
             for (final VirtioNetDriver d : new VirtioNetDriver[] {a, b}) {
                 final int fd = d.memory().fd(); // the front-end's own fd to the memory it handed over
                 assertTrue(Seals.has(Seals.get(fd), LibC.F_SEAL_SHRINK), "the back-end sealed it");

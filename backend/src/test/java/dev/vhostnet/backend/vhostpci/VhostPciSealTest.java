@@ -1,6 +1,7 @@
 package dev.vhostnet.backend.vhostpci;
 
 import dev.vhostnet.backend.OpenFds;
+import dev.vhostnet.backend.seals.JitState;
 import dev.vhostnet.backend.vhostpci.VhostPciSession.Ack;
 import dev.vhostnet.dataplane.sys.LibC;
 import dev.vhostnet.dataplane.sys.Seals;
@@ -213,6 +214,7 @@ class VhostPciSealTest {
                 assertEquals(VhostPci.ADD_DONE, addDevice(s, c).status()); // rings empty: positions 0
                 c.postRx();
                 exchange(d, c, WARM_UP, 1);
+                JitState.assertDataplaneMode();
 
                 assertEquals(-1, LibC.INSTANCE.ftruncate(c.memory.fd(), 4096), "truncation to one page");
                 assertEquals(LibC.EPERM, LibC.errno());
