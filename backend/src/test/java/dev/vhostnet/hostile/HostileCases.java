@@ -1,6 +1,7 @@
 package dev.vhostnet.hostile;
 
 import dev.vhostnet.dataplane.sys.EventFd;
+import dev.vhostnet.dataplane.memory.UnsealedMemory;
 import dev.vhostnet.dataplane.sys.LibC;
 import dev.vhostnet.dataplane.sys.MemFd;
 import dev.vhostnet.dataplane.virtq.QueueCounters;
@@ -325,7 +326,7 @@ final class HostileCases {
             try (Session s = Session.negotiated(arena.socket(Arena.PORT_A))) {
                 final int fd = MemFd.create("hostile-unsealable", 1 << 20, LibC.MFD_CLOEXEC); // born with F_SEAL_SEAL
                 try {
-                    s.refused(FrontendRequest.SET_MEM_TABLE, VhostUserFrontend.memTable(
+                    unsealable(arena, s, FrontendRequest.SET_MEM_TABLE, VhostUserFrontend.memTable(
                         List.of(new MemoryRegion(0, 1 << 20, 0x7000_0000_0000L, 0, fd))), fd);
                 } finally {
                     dev.vhostnet.dataplane.sys.FileDescriptors.closeQuietly(fd);
@@ -336,13 +337,23 @@ final class HostileCases {
             try (Session s = Session.negotiated(arena.socket(Arena.PORT_A))) {
                 final int fd = MemFd.create("hostile-unsealable", 1 << 20, LibC.MFD_CLOEXEC);
                 try {
-                    s.refused(FrontendRequest.ADD_MEM_REG, VhostUserFrontend.singleRegion(
+                    unsealable(arena, s, FrontendRequest.ADD_MEM_REG, VhostUserFrontend.singleRegion(
                         new MemoryRegion(0, 1 << 20, 0x7000_0000_0000L, 0, fd)), fd);
                 } finally {
                     dev.vhostnet.dataplane.sys.FileDescriptors.closeQuietly(fd);
                 }
             }
         }));
+    }
+
+    /** Refused by default; mapped when the arena allows unsealed memory (HostileThenDpdkE2ETest, for DPDK). */
+    private static void unsealable(final Arena arena, final Session s, final int request, final byte[] payload,
+                                   final int fd) throws IOException {
+        if (arena.unsealedMemory() == UnsealedMemory.REFUSE) {
+            s.refused(request, payload, fd);
+        } else {
+            assertEquals(0L, s.fe.ack(request, payload, fd), FrontendRequest.name(request) + " allowed");
+        }
     }
 
     private interface Regions {
