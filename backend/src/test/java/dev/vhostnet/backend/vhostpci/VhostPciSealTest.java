@@ -3,7 +3,9 @@ package dev.vhostnet.backend.vhostpci;
 import dev.vhostnet.backend.OpenFds;
 import dev.vhostnet.backend.seals.JitState;
 import dev.vhostnet.backend.vhostpci.VhostPciSession.Ack;
+import dev.vhostnet.dataplane.sys.FileDescriptors;
 import dev.vhostnet.dataplane.sys.LibC;
+import dev.vhostnet.dataplane.sys.MemFd;
 import dev.vhostnet.dataplane.sys.Seals;
 import dev.vhostnet.dataplane.virtq.QueueError;
 import dev.vhostnet.frontend.DriverSplitQueue;
@@ -12,6 +14,7 @@ import dev.vhostnet.frontend.VirtioNetDriver;
 import dev.vhostnet.spec.VirtioDeviceStatus;
 import dev.vhostnet.spec.VirtioFeature;
 import dev.vhostnet.spec.vhostpci.DeviceInfoMessage;
+import dev.vhostnet.spec.vhostpci.DirtyPageLoggingMessage;
 import dev.vhostnet.spec.vhostpci.FeatureBitsMessage;
 import dev.vhostnet.spec.vhostpci.MacAddress;
 import dev.vhostnet.spec.vhostpci.MemoryInfoMessage;
@@ -255,6 +258,38 @@ class VhostPciSealTest {
                 assertHealthy(dev, d);
             } finally {
                 s.close();
+            }
+        }
+    }
+
+    private static Ack startLogging(final VhostPciSession s, final int fd, final long size) throws Exception {
+        return get(s.request(VhostPci.DIRTY_PAGE_LOGGING, DirtyPageLoggingMessage.LENGTH, (b, o) ->
+            new DirtyPageLoggingMessage().<DirtyPageLoggingMessage>wrap(b, o).op(VhostPci.LOG_START).logSize(size)
+                .mmapOffset(0), fd));
+    }
+
+    @Test
+    void theDirtyLogAClientHandsOverIsSealedOrRefused() throws Exception {
+        final Path pci = dir.resolve("pci.sock");
+        final long size = 8192;
+        try (PeerBackend dev = PeerBackend.device(dir, pci)) {
+            final VhostPciSession s = connect(pci);
+            final int unsealable = MemFd.create("client-log", size, LibC.MFD_CLOEXEC);
+            final int sealable = MemFd.create("client-log", size);
+            try {
+                assertEquals(1, s.awaitOpen(WAIT));
+                final long fds = OpenFds.count();
+                final Ack refused = startLogging(s, unsealable, size);
+                assertEquals(VhostPci.FAIL, refused.status());
+                assertEquals(VhostPci.R_MAP_FAILED, refused.reason());
+                OpenFds.awaitBackTo(fds, "refused DIRTY_PAGE_LOGGING");
+                assertEquals(VhostPci.DONE, startLogging(s, sealable, size).status());
+                assertEquals(-1, LibC.INSTANCE.ftruncate(sealable, 0), "the device side sealed the log");
+                assertEquals(LibC.EPERM, LibC.errno());
+            } finally {
+                s.close();
+                FileDescriptors.closeQuietly(unsealable);
+                FileDescriptors.closeQuietly(sealable);
             }
         }
     }
