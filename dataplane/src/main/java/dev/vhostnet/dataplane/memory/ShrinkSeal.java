@@ -53,9 +53,9 @@ public final class ShrinkSeal {
             }
         }
         final String problem = what + " (" + describe(fd) + ") can be truncated under us: "
-            + (seals == Seals.UNSUPPORTED ? "its file type has no seals (a regular or hugetlbfs file)"
-                : "F_SEAL_SHRINK cannot be added, F_SEAL_SEAL is set (a tmpfs file, or a memfd created without "
-                    + "MFD_ALLOW_SEALING or sealed without F_SEAL_SHRINK)");
+            + (seals == Seals.UNSUPPORTED ? "its file type has no seals (a regular file, or not a file)"
+                : "F_SEAL_SHRINK cannot be added, F_SEAL_SEAL is set (a tmpfs or hugetlbfs file, or a memfd "
+                    + "created without MFD_ALLOW_SEALING or sealed without F_SEAL_SHRINK)");
         if (policy == UnsealedMemory.ALLOW) {
             LOG.info(problem + "; mapped anyway (--unsealed-memory allow trusts its sender)");
             return Outcome.UNSEALED;

@@ -2,11 +2,11 @@ package dev.vhostnet.dataplane.sys;
 
 /**
  * File seals (fcntl(2) F_GET_SEALS / F_ADD_SEALS): properties of a file, not of one fd, that nobody can remove
- * once set. Only memfds (tmpfs- or hugetlbfs-backed) carry seals that can be added; other shmem files report
- * {@link LibC#F_SEAL_SEAL} alone, and other file types have no seals at all.
+ * once set. Only memfds created with MFD_ALLOW_SEALING (tmpfs- or hugetlbfs-backed) accept new seals; other
+ * tmpfs and hugetlbfs files report {@link LibC#F_SEAL_SEAL} alone, and other file types have no seals at all.
  */
 public final class Seals {
-    /** {@link #get} of a file whose type has no seals (EINVAL: a regular or hugetlbfs file, a socket, ...). */
+    /** {@link #get} of a file whose type has no seals (EINVAL: a regular file, a socket, an eventfd, ...). */
     public static final int UNSUPPORTED = -1;
 
     private Seals() {
