@@ -65,7 +65,7 @@ echo "no-alloc: load average $(cut -d' ' -f1-3 /proc/loadavg); logs in $OUT"
 echo "no-alloc: VHOST_USER_NET_JAVA_OPTS=\"$JAVA_OPTS\""
 VHOST_USER_NET_JAVA_OPTS="$JAVA_OPTS" "$ROOT/bin/vhost-user-net" \
     --socket-path "$SOCK/a.sock" --peer-socket-path "$SOCK/b.sock" \
-    --poll busy --cpu-affinity 0 --stats-interval 5 > >(stamp > "$OUT/backend.log") 2>&1 &
+    --unsealed-memory allow --poll busy --cpu-affinity 0 --stats-interval 5 > >(stamp > "$OUT/backend.log") 2>&1 &
 BACKEND_PID=$!
 for _ in $(seq 300); do
     [ -S "$SOCK/a.sock" ] && [ -S "$SOCK/b.sock" ] && break

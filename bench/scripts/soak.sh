@@ -69,8 +69,9 @@ echo "soak: machine: $(nproc) CPUs, load average at start: $(cut -d' ' -f1-3 /pr
 
 # The back-end as installed (bin/vhost-user-net: jars, -XX:+UseSerialGC -Xmx256m), pinned to its own core.
 # bin/vhost-user-net execs java, and taskset execs it: $! is the JVM.
+# --unsealed-memory allow: testpmd's virtio_user memory (memfd_create("nohuge", 0)) cannot be sealed.
 taskset -c "$BACKEND_CORE" "$ROOT/bin/vhost-user-net" --socket-path "$A" --peer-socket-path "$B" \
-    --stats-interval "$STATS" >"$OUT/backend.log" 2>&1 &
+    --unsealed-memory allow --stats-interval "$STATS" >"$OUT/backend.log" 2>&1 &
 BACKEND_PID=$!
 for ((i = 0; i < 600; i++)); do
     [ -S "$A" ] && [ -S "$B" ] && break

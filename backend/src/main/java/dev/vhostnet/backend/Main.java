@@ -5,6 +5,7 @@ import dev.vhostnet.backend.vhostpci.VhostPciDevice;
 import dev.vhostnet.backend.vhostpci.VhostPciSession;
 import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.agent.PollMode;
+import dev.vhostnet.dataplane.memory.UnsealedMemory;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.spec.vhostpci.VhostPci;
 import picocli.CommandLine;
@@ -101,6 +102,12 @@ public final class Main implements Callable<Integer> {
 
     @Option(names = "--peer-mac", paramLabel = "MAC", description = "MAC reported for the peer socket's device.")
     String peerMac;
+
+    @Option(names = "--unsealed-memory", paramLabel = "refuse|allow", defaultValue = "refuse",
+        description = "Memory fds that cannot be sealed against shrinking (memory-backend-file on hugetlbfs or tmpfs, "
+            + "DPDK's memfds): refuse them (default), or allow them, trusting their sender not to truncate them "
+            + "(a truncation under our mapping can abort the process).")
+    UnsealedMemory unsealedMemory;
 
     private final PrintStream out;
     private final PrintStream err;
@@ -232,7 +239,7 @@ public final class Main implements Callable<Integer> {
             peers[0] = portArray[1];
             peers[1] = portArray[0];
         }
-        final Dataplane dataplane = new Dataplane(portArray, peers, pollMode(), cpuAffinity, threads());
+        final Dataplane dataplane = new Dataplane(portArray, peers, pollMode(), cpuAffinity, threads(), unsealedMemory);
         final StatsPrinter stats = new StatsPrinter(portArray, out, dataplane::allocatedBytes);
         final CountDownLatch finished = new CountDownLatch(1);
         final List<VhostUserServer> servers = new ArrayList<>();

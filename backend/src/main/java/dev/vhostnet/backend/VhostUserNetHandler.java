@@ -591,7 +591,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
         m.requireSize(LogMessage.LENGTH);
         m.requireFds(1);
         logMessage.wrap(m.buffer(), VhostUserMessage.payloadOffset());
-        final DirtyLog next = DirtyLog.map(m.takeFd(0), logMessage.mmapSize(), logMessage.mmapOffset());
+        final DirtyLog next = DirtyLog.map(m.takeFd(0), logMessage.mmapSize(), logMessage.mmapOffset(),
+            dataplane.unsealedMemory());
         final DirtyLog old = dirtyLog;
         dirtyLog = next;
         final DirtyLog log = loggingLog();
@@ -641,7 +642,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
         inflightMessage.wrap(m.buffer(), VhostUserMessage.payloadOffset());
         requireRingsStopped(m);
         final InflightBuffer next = InflightBuffer.map(m.takeFd(0), inflightMessage.mmapSize(),
-            inflightMessage.mmapOffset(), inflightMessage.numQueues(), inflightMessage.queueSize());
+            inflightMessage.mmapOffset(), inflightMessage.numQueues(), inflightMessage.queueSize(),
+            dataplane.unsealedMemory());
         replaceInflight(next);
         LOG.info(name + ": inflight buffer of " + next.size() + " bytes for " + next.numQueues() + " queues of "
             + next.queueSize() + " set");
@@ -765,7 +767,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
         try {
             for (int i = 0; i < n; i++) {
                 final MemoryRegionMessage r = memoryTable.region(i);
-                regions.add(GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(), m.takeFd(i)));
+                regions.add(GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(), m.takeFd(i),
+                    dataplane.unsealedMemory()));
             }
             swapMemory(GuestMemory.of(regions));
             repeatedAdds.clear();
@@ -793,7 +796,8 @@ public final class VhostUserNetHandler implements AutoCloseable {
             throw new ProtocolException("all " + NetDeviceConfig.MAX_MEM_SLOTS + " memory slots are in use");
         }
         final MemoryRegionMessage r = singleRegion.region();
-        final GuestRegion region = GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(), m.takeFd(0));
+        final GuestRegion region = GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(), m.takeFd(0),
+            dataplane.unsealedMemory());
         final GuestMemory next;
         try {
             next = memory.withRegion(region);

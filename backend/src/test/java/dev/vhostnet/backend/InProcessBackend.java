@@ -3,6 +3,7 @@ package dev.vhostnet.backend;
 import dev.vhostnet.backend.transport.SocketTimeouts;
 import dev.vhostnet.dataplane.agent.Dataplane;
 import dev.vhostnet.dataplane.agent.PollMode;
+import dev.vhostnet.dataplane.memory.UnsealedMemory;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.dataplane.virtq.QueueCounters;
 import dev.vhostnet.dataplane.virtq.Virtqueue;
@@ -36,6 +37,11 @@ public final class InProcessBackend implements AutoCloseable {
     private final List<VhostUserServer> servers = new ArrayList<>();
 
     private InProcessBackend(final Path dir, final int portCount, final PollMode mode) throws IOException {
+        this(dir, portCount, mode, UnsealedMemory.REFUSE);
+    }
+
+    private InProcessBackend(final Path dir, final int portCount, final PollMode mode, final UnsealedMemory unsealed)
+        throws IOException {
         ports = new VirtioNetPort[portCount];
         sockets = new Path[portCount];
         final VirtioNetPort[] peers = new VirtioNetPort[portCount];
@@ -47,7 +53,7 @@ public final class InProcessBackend implements AutoCloseable {
             peers[0] = ports[1];
             peers[1] = ports[0];
         }
-        dataplane = new Dataplane(ports, peers, mode, -1);
+        dataplane = new Dataplane(ports, peers, mode, -1, unsealed);
         try {
             for (int i = 0; i < portCount; i++) {
                 servers.add(VhostUserServer.listen(sockets[i], ports[i], dataplane,
@@ -73,6 +79,11 @@ public final class InProcessBackend implements AutoCloseable {
 
     public static InProcessBackend peered(final Path dir, final PollMode mode) throws IOException {
         return new InProcessBackend(dir, 2, mode);
+    }
+
+    /** Two ports back to back, with --unsealed-memory {@code unsealed}. */
+    public static InProcessBackend peered(final Path dir, final UnsealedMemory unsealed) throws IOException {
+        return new InProcessBackend(dir, 2, PollMode.ADAPTIVE, unsealed);
     }
 
     public Path socket(final int port) {

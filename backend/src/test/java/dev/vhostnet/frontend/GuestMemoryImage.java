@@ -1,8 +1,10 @@
 package dev.vhostnet.frontend;
 
 import dev.vhostnet.dataplane.sys.FileDescriptors;
+import dev.vhostnet.dataplane.sys.LibC;
 import dev.vhostnet.dataplane.sys.Mapping;
 import dev.vhostnet.dataplane.sys.MemFd;
+import dev.vhostnet.dataplane.sys.Seals;
 import org.agrona.concurrent.UnsafeBuffer;
 
 import java.util.Map;
@@ -42,9 +44,29 @@ public final class GuestMemoryImage implements AutoCloseable {
         return create(mebibytes, DEFAULT_GPA_BASE, DEFAULT_UVA_BASE);
     }
 
+    /** How the image's memfd is created, as the front-ends of the wild create theirs. */
+    public enum Backing {
+        /** Sealable, no seals yet (memory-backend-memfd with seal=off): the back-end adds F_SEAL_SHRINK. */
+        SEALABLE,
+        /** F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL, as QEMU's memory-backend-memfd seals by default. */
+        SEALED,
+        /** Without MFD_ALLOW_SEALING (as DPDK's no-huge memory): born with F_SEAL_SEAL, never sealable. */
+        UNSEALABLE
+    }
+
     public static GuestMemoryImage create(final int mebibytes, final long gpaBase, final long uvaBase) {
+        return create(mebibytes, gpaBase, uvaBase, Backing.SEALABLE);
+    }
+
+    public static GuestMemoryImage create(final int mebibytes, final long gpaBase, final long uvaBase,
+                                          final Backing backing) {
         final long size = (long) mebibytes << 20;
-        final int fd = MemFd.create("vhostnet-test-guest", size);
+        final int fd = backing == Backing.UNSEALABLE ? MemFd.create("vhostnet-test-guest", size, LibC.MFD_CLOEXEC)
+            : MemFd.create("vhostnet-test-guest", size);
+        if (backing == Backing.SEALED && Seals.add(fd, MemFd.HANDED_OUT_SEALS) != 0) {
+            FileDescriptors.closeQuietly(fd);
+            throw new IllegalStateException("cannot seal the guest memfd");
+        }
         try {
             return new GuestMemoryImage(fd, Mapping.map(fd, 0, size, true), size, gpaBase, uvaBase);
         } catch (final RuntimeException e) {

@@ -46,6 +46,7 @@ public final class VirtioNetDriver implements AutoCloseable {
         int memoryMiB = 8;
         int memoryWindows = 1;
         boolean memSlots;
+        GuestMemoryImage.Backing backing = GuestMemoryImage.Backing.SEALABLE;
 
         public static Options defaults() {
             return new Options();
@@ -94,6 +95,12 @@ public final class VirtioNetDriver implements AutoCloseable {
             return this;
         }
 
+        /** How the guest memfd is created (sealable by default; see {@link GuestMemoryImage.Backing}). */
+        public Options backing(final GuestMemoryImage.Backing how) {
+            backing = how;
+            return this;
+        }
+
         public Options memoryMiB(final int mib) {
             memoryMiB = mib;
             return this;
@@ -129,7 +136,8 @@ public final class VirtioNetDriver implements AutoCloseable {
 
     /** Connect only: guest memory and queues laid out, nothing negotiated. */
     public static VirtioNetDriver connect(final Path socket, final Options options) throws IOException {
-        final GuestMemoryImage memory = GuestMemoryImage.create(options.memoryMiB);
+        final GuestMemoryImage memory = GuestMemoryImage.create(options.memoryMiB, GuestMemoryImage.DEFAULT_GPA_BASE,
+            GuestMemoryImage.DEFAULT_UVA_BASE, options.backing);
         try {
             return new VirtioNetDriver(options, VhostUserFrontend.connect(socket), memory);
         } catch (final IOException | RuntimeException e) {

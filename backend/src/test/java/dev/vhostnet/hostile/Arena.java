@@ -3,6 +3,7 @@ package dev.vhostnet.hostile;
 import dev.vhostnet.backend.Frames;
 import dev.vhostnet.backend.InProcessBackend;
 import dev.vhostnet.dataplane.agent.Dataplane;
+import dev.vhostnet.dataplane.memory.UnsealedMemory;
 import dev.vhostnet.dataplane.virtq.QueueError;
 import dev.vhostnet.frontend.Await;
 import dev.vhostnet.frontend.VirtioNetDriver;
@@ -36,6 +37,7 @@ final class Arena implements AutoCloseable {
     private final VirtioNetDriver b;
     private final Logger dataplaneLog = Logger.getLogger(Dataplane.class.getName());
     private final Level previousLevel;
+    private final UnsealedMemory unsealed;
     private final List<String> brokenQueueLines = new CopyOnWriteArrayList<>();
     private final Handler capture = new Handler() {
         @Override
@@ -58,14 +60,24 @@ final class Arena implements AutoCloseable {
     private boolean bReleased;
 
     Arena(final Path dir) throws IOException {
+        this(dir, UnsealedMemory.REFUSE);
+    }
+
+    /** With --unsealed-memory {@code unsealed} (ALLOW when DPDK's unsealable memory must be served afterwards). */
+    Arena(final Path dir, final UnsealedMemory unsealed) throws IOException {
+        this.unsealed = unsealed;
         previousLevel = dataplaneLog.getLevel();
         dataplaneLog.setLevel(Level.WARNING); // queue breakages are WARNING lines: count them
         dataplaneLog.addHandler(capture);
-        backend = InProcessBackend.peered(dir);
+        backend = InProcessBackend.peered(dir, unsealed);
         b = backend.start(PORT_B);
         b.postRxBuffers(128, 2048);
         assertHealthy("warm-up"); // class loading, lazily opened files: before the baseline
         baseline = Resources.now();
+    }
+
+    UnsealedMemory unsealedMemory() {
+        return unsealed;
     }
 
     InProcessBackend backend() {

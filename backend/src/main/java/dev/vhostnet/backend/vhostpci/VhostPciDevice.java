@@ -425,7 +425,7 @@ public final class VhostPciDevice implements AutoCloseable {
                 for (int i = 0; i < n; i++) {
                     final MemoryRegionMessage r = memoryInfo.region(i);
                     mapped.add(GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(),
-                        frame.takeFd(i)));
+                        frame.takeFd(i), dataplane.unsealedMemory()));
                 }
             } catch (final RuntimeException e) {
                 mapped.forEach(GuestRegion::close);
@@ -678,8 +678,10 @@ public final class VhostPciDevice implements AutoCloseable {
             DirtyLog next = null;
             if (dirtyLogging.op() == VhostPci.LOG_START) {
                 try {
-                    next = DirtyLog.map(frame.takeFd(0), dirtyLogging.logSize(), dirtyLogging.mmapOffset());
+                    next = DirtyLog.map(frame.takeFd(0), dirtyLogging.logSize(), dirtyLogging.mmapOffset(),
+                        dataplane.unsealedMemory());
                 } catch (final RuntimeException e) {
+                    LOG.warning("vhost-pci: DIRTY_PAGE_LOGGING START: " + e.getMessage());
                     session.ack(seq, VhostPci.DIRTY_PAGE_LOGGING, VhostPci.FAIL, VhostPci.R_MAP_FAILED, 0);
                     return;
                 }

@@ -39,7 +39,9 @@ public final class BackendUnderTest implements VhostBackEnd {
         command.addAll(split(System.getProperty("e2e.backend.jvmArgs", "")));
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), MAIN_CLASS,
                 "--socket-path", sockets.a().toString(), "--peer-socket-path", sockets.b().toString(),
-                "--stats-interval", "1"));
+                "--stats-interval", "1",
+                // DPDK's virtio_user memory (memfd_create("nohuge", 0)) cannot be sealed against shrinking.
+                "--unsealed-memory", "allow"));
         command.addAll(split(System.getProperty("e2e.backend.args", "")));
         command.addAll(Arrays.asList(extraArgs));
         List<String> output = new ArrayList<>();

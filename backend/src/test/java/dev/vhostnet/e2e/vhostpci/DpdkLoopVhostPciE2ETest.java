@@ -31,7 +31,9 @@ class DpdkLoopVhostPciE2ETest {
     @Test
     void crossProcessRateNextToInProcessPeerMode() throws Exception {
         Path logDir = E2eDirs.newLogDir("vhostpci-dpdk-rate");
-        List<String> args = new java.util.ArrayList<>(List.of("--poll", System.getProperty("vhostnet.e2e.poll", "adaptive")));
+        // DPDK's virtio_user memory (memfd_create("nohuge", 0)) cannot be sealed against shrinking.
+        List<String> args = new java.util.ArrayList<>(List.of("--poll", System.getProperty("vhostnet.e2e.poll", "adaptive"),
+            "--unsealed-memory", "allow"));
         String extra = System.getProperty("vhostnet.e2e.backendArgs", "").trim();
         if (!extra.isEmpty()) {
             args.addAll(List.of(extra.split("\\s+")));
@@ -77,7 +79,7 @@ class DpdkLoopVhostPciE2ETest {
     void killingEitherBackendMidTrafficLeavesTheOtherServingAndARestartRestoresTraffic() throws Exception {
         Path logDir = E2eDirs.newLogDir("vhostpci-dpdk-kill");
         Path sockets = E2eDirs.newSocketDir("vpi-k");
-        try (TwoProcessPeerBackend backend = TwoProcessPeerBackend.start(sockets, logDir, List.of())) {
+        try (TwoProcessPeerBackend backend = TwoProcessPeerBackend.start(sockets, logDir, List.of("--unsealed-memory", "allow"))) {
             TestpmdLoop loop = TestpmdLoop.start(backend.socketA(), backend.socketB(), logDir, "1");
             try {
                 loop.awaitFlowing(FLOW);

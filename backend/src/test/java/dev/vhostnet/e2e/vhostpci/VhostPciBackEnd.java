@@ -61,7 +61,10 @@ public final class VhostPciBackEnd implements VhostBackEnd {
                 Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         command.addAll(split(System.getProperty("e2e.backend.jvmArgs", "")));
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), BackendUnderTest.MAIN_CLASS,
-                "--socket-path", socket.toString(), "--stats-interval", "1"));
+                "--socket-path", socket.toString(), "--stats-interval", "1",
+                // DPDK's virtio_user memory (memfd_create("nohuge", 0)) cannot be sealed against shrinking; the
+                // device side maps the same fds.
+                "--unsealed-memory", "allow"));
         command.addAll(roleArgs);
         command.addAll(split(System.getProperty("e2e.backend.args", "")));
         command.addAll(Arrays.asList(extraArgs));

@@ -1,5 +1,6 @@
 package dev.vhostnet.dataplane.agent;
 
+import dev.vhostnet.dataplane.memory.UnsealedMemory;
 import dev.vhostnet.dataplane.net.VirtioNetPort;
 import dev.vhostnet.dataplane.sys.EventFd;
 import dev.vhostnet.dataplane.virtq.QueueCounters;
@@ -28,6 +29,7 @@ public final class Dataplane implements AutoCloseable {
     /** Per queue: breakages already logged (QueueCounters#breaks). */
     private final long[] reportedBreaks;
     private final int slotsPerPort;
+    private final UnsealedMemory unsealedMemory;
     private volatile boolean pauseRequested;
     private volatile boolean started;
 
@@ -36,14 +38,28 @@ public final class Dataplane implements AutoCloseable {
         this(ports, peers, pollMode, new int[] {cpu}, 1);
     }
 
+    /** One worker, pinned to {@code cpu} (or not pinned: -1), with the given policy for unsealable memory. */
+    public Dataplane(final VirtioNetPort[] ports, final VirtioNetPort[] peers, final PollMode pollMode, final int cpu,
+                     final UnsealedMemory unsealedMemory) {
+        this(ports, peers, pollMode, new int[] {cpu}, 1, unsealedMemory);
+    }
+
+    /** As below, refusing memory that cannot be sealed against shrinking. */
+    public Dataplane(final VirtioNetPort[] ports, final VirtioNetPort[] peers, final PollMode pollMode, final int[] cpus,
+                     final int threads) {
+        this(ports, peers, pollMode, cpus, threads, UnsealedMemory.REFUSE);
+    }
+
     /**
      * @param ports   every port this dataplane serves
      * @param peers   peers[i] receives what ports[i] transmits (null: drop)
      * @param cpus    CPUs to pin the workers to (worker i on cpus[i % length]); -1 entries: not pinned
      * @param threads number of worker threads
+     * @param unsealedMemory what the control plane does with guest memory (and logs, inflight buffers) whose
+     *                       file cannot be sealed against shrinking: the workers would fault on it
      */
     public Dataplane(final VirtioNetPort[] ports, final VirtioNetPort[] peers, final PollMode pollMode, final int[] cpus,
-                     final int threads) {
+                     final int threads, final UnsealedMemory unsealedMemory) {
         if (threads < 1) {
             throw new IllegalArgumentException("at least one dataplane thread");
         }
@@ -54,6 +70,7 @@ public final class Dataplane implements AutoCloseable {
             slots = Math.max(slots, p.queueCount());
         }
         this.slotsPerPort = slots;
+        this.unsealedMemory = unsealedMemory;
         this.reportedBreaks = new long[ports.length * slots];
         workers = new DataplaneWorker[threads];
         for (int i = 0; i < threads; i++) {
@@ -67,6 +84,11 @@ public final class Dataplane implements AutoCloseable {
         for (final DataplaneWorker w : workers) {
             w.start();
         }
+    }
+
+    /** Policy for memory fds that cannot be sealed against shrinking, for whoever maps memory for these workers. */
+    public UnsealedMemory unsealedMemory() {
+        return unsealedMemory;
     }
 
     public int threads() {

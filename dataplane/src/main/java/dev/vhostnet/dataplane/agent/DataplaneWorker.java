@@ -122,9 +122,11 @@ final class DataplaneWorker {
                     idle();
                 }
             } catch (final Throwable t) {
-                // HotSpot reports a SIGBUS in an Unsafe access (guest memory truncated under its mapping)
-                // asynchronously: the InternalError can surface anywhere in this loop, not only in forward(),
-                // even inside this handler. Nothing may end the loop but close().
+                // Nothing may end the loop but close(). Guest memory cannot shrink under us: it is sealed
+                // (ShrinkSeal) or refused, unless --unsealed-memory allow trusts its sender. Only then can a
+                // truncation fault here, and only best effort: HotSpot turns some SIGBUS in Unsafe accesses into an
+                // InternalError, asynchronously (anywhere in this loop, even inside this handler), and aborts the
+                // JVM on others. This containment is not the defence; the seal is.
                 try {
                     contain(t);
                 } catch (final Throwable again) {
@@ -157,7 +159,7 @@ final class DataplaneWorker {
             try {
                 work += forwarder.forward(ports[i], peer, index, stride);
             } catch (final Throwable t) {
-                // A fault in guest memory (e.g. a region truncated under us) must cost that port, not the process.
+                // A fault (a bug, or allowed unsealed memory truncated under us) must cost that port, not the process.
                 contain(t);
             }
         }
@@ -167,7 +169,8 @@ final class DataplaneWorker {
 
     /**
      * Stop the queues (this worker's) of the port a fault belongs to: every port whose guest memory no longer
-     * covers its regions (truncated by its front-end), or else the port being served when the fault surfaced.
+     * covers its regions (unsealed memory, allowed and then truncated by its front-end), or else the port being
+     * served when the fault surfaced.
      */
     private void contain(final Throwable t) {
         boolean found = false;

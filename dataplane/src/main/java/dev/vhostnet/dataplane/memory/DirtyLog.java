@@ -26,9 +26,10 @@ public final class DirtyLog implements AutoCloseable {
         this.fd = fd;
     }
 
-    /** Map the log; takes ownership of {@code fd}. */
-    public static DirtyLog map(final int fd, final long size, final long offset) {
+    /** Map the log; takes ownership of {@code fd}, sealed against shrinking first (see {@link ShrinkSeal}). */
+    public static DirtyLog map(final int fd, final long size, final long offset, final UnsealedMemory unsealed) {
         try {
+            ShrinkSeal.apply(fd, unsealed, "dirty log");
             if (size <= 0 || offset < 0 || Long.MAX_VALUE - offset < size) {
                 throw new InvalidMemoryException("dirty log size " + size + " / offset " + offset + " invalid");
             }

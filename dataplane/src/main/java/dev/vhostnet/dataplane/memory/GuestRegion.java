@@ -20,10 +20,12 @@ public final class GuestRegion implements AutoCloseable {
     private final int fd;
     private final Mapping mapping;
     private final long hostAddr;
+    /** False once the file is sealed against shrinking: then it always covers the region. */
+    private final boolean shrinkable;
     private int references = 1;
 
     private GuestRegion(final long guestPhysAddr, final long size, final long userAddr, final long mmapOffset,
-                        final int fd, final Mapping mapping, final long hostAddr) {
+                        final int fd, final Mapping mapping, final long hostAddr, final boolean shrinkable) {
         this.guestPhysAddr = guestPhysAddr;
         this.size = size;
         this.userAddr = userAddr;
@@ -31,16 +33,21 @@ public final class GuestRegion implements AutoCloseable {
         this.fd = fd;
         this.mapping = mapping;
         this.hostAddr = hostAddr;
+        this.shrinkable = shrinkable;
     }
 
     /**
-     * Validate and map a region. Takes ownership of {@code fd}: on failure it is closed.
+     * Validate and map a region. Takes ownership of {@code fd}: on failure it is closed. The file is sealed
+     * against shrinking (or found sealed, or let through by {@code unsealed}) before its size is checked.
      *
-     * @throws InvalidMemoryException if the description is impossible (overflow, empty, beyond the fd)
+     * @throws InvalidMemoryException if the description is impossible (overflow, empty, beyond the fd) or
+     *                                the file can shrink and {@code unsealed} refuses that
      */
     public static GuestRegion map(final long guestPhysAddr, final long size, final long userAddr,
-                                  final long mmapOffset, final int fd) {
+                                  final long mmapOffset, final int fd, final UnsealedMemory unsealed) {
         try {
+            final boolean shrinkable = ShrinkSeal.apply(fd, unsealed, "memory region at guest address 0x"
+                + Long.toHexString(guestPhysAddr)) == ShrinkSeal.Outcome.UNSEALED;
             if (size <= 0) {
                 throw new InvalidMemoryException("region size " + Long.toUnsignedString(size) + " is not positive");
             }
@@ -62,7 +69,7 @@ public final class GuestRegion implements AutoCloseable {
                 try {
                     final Mapping mapping = Mapping.map(fd, start, end - start, true);
                     return new GuestRegion(guestPhysAddr, size, userAddr, mmapOffset, fd, mapping,
-                        mapping.address() + (mmapOffset - start));
+                        mapping.address() + (mmapOffset - start), shrinkable);
                 } catch (final NativeException e) {
                     last = e;
                 }
@@ -99,12 +106,21 @@ public final class GuestRegion implements AutoCloseable {
         return hostAddr;
     }
 
+    /** Whether the file can still shrink under the mapping (it could not be sealed; see {@link UnsealedMemory}). */
+    public boolean isShrinkable() {
+        return shrinkable;
+    }
+
     /**
-     * Whether the fd still covers the whole region. A front-end can truncate a shared file under a live
-     * mapping; touching the lost pages then raises SIGBUS (an InternalError in the accessing thread), and the
-     * dataplane uses this to tell which memory went away.
+     * Whether the fd still covers the whole region: always, once sealed. An unsealed file (let through by
+     * {@link UnsealedMemory#ALLOW}) can be truncated under the live mapping; touching the lost pages raises
+     * SIGBUS, which HotSpot turns into an InternalError in the accessing thread only for some instructions
+     * (otherwise the JVM aborts). When it does, the dataplane uses this to tell which memory went away.
      */
     public boolean isIntact() {
+        if (!shrinkable) {
+            return true;
+        }
         try {
             return FileDescriptors.size(fd) >= mmapOffset + size;
         } catch (final RuntimeException e) {

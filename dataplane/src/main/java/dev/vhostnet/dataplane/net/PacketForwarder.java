@@ -98,8 +98,9 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
         int errors = 0;
         int done = 0;
         Throwable fault = null;
-        // A fault in guest memory can surface asynchronously anywhere (HotSpot raises SIGBUS errors at its next
-        // check), also between pop() and the bookkeeping after it, so no flag here can tell whether the chain in
+        // Best effort for memory that can still shrink (--unsealed-memory allow; sealed memory cannot fault): a
+        // fault in guest memory can surface asynchronously anywhere (HotSpot raises the SIGBUS errors it survives
+        // at its next check), also between pop() and the bookkeeping after it, so no flag here can tell whether the chain in
         // hand was popped or completed. If anything escapes this burst, nothing of it is published: the worker's
         // contain() rewinds the queue to its last published position (Virtqueue#recoverAfterFault) and the
         // burst's chains are taken again. The sender never loses a buffer because of someone else's memory.
@@ -124,7 +125,7 @@ public final class PacketForwarder implements SoftwareOffload.FrameSink {
                     try {
                         delivered = deliver(from, to, dstPair, (int) frameLen);
                     } catch (final Throwable t) {
-                        // E.g. the receiver's memory was truncated under us (SIGBUS): complete the sender's chain
+                        // E.g. the receiver's allowed unsealed memory was truncated (SIGBUS): complete the sender's chain
                         // anyway, so the surviving guest does not lose a buffer, then let the dataplane contain it.
                         delivered = -1;
                         fault = t;

@@ -41,6 +41,12 @@ public interface LibC {
     int F_GETFL = 3;
     int F_SETFL = 4;
     int F_GETFD = 1;
+    int F_ADD_SEALS = 1033;
+    int F_GET_SEALS = 1034;
+    int F_SEAL_SEAL = 0x1;
+    int F_SEAL_SHRINK = 0x2;
+    int F_SEAL_GROW = 0x4;
+    int F_SEAL_WRITE = 0x8;
     int O_NONBLOCK = 0x800;
 
     int SOL_SOCKET = 1;
@@ -50,6 +56,8 @@ public interface LibC {
     int EAGAIN = 11;
     int EINTR = 4;
     int EBADF = 9;
+    int EPERM = 1;
+    int EINVAL = 22;
 
     // mmap is not declared here: jnr-ffi's generated stubs pass a wrong sixth argument on this platform
     // (glibc then fails with EINVAL before the syscall). See RawMmap, which calls it through jffi directly.

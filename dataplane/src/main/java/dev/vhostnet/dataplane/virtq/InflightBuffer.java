@@ -1,6 +1,8 @@
 package dev.vhostnet.dataplane.virtq;
 
 import dev.vhostnet.dataplane.memory.InvalidMemoryException;
+import dev.vhostnet.dataplane.memory.ShrinkSeal;
+import dev.vhostnet.dataplane.memory.UnsealedMemory;
 import dev.vhostnet.dataplane.sys.FileDescriptors;
 import dev.vhostnet.dataplane.sys.Mapping;
 import dev.vhostnet.dataplane.sys.MemFd;
@@ -68,7 +70,8 @@ public final class InflightBuffer implements AutoCloseable {
     public static InflightBuffer create(final int numQueues, final int queueSize, final int[] fdOut) {
         checkGeometry(numQueues, queueSize);
         final long size = bufferSize(numQueues, queueSize);
-        final int fd = MemFd.create("vhost-user-inflight", size);
+        // Sealed: the front-end keeps this fd and must not be able to shrink it under our mapping.
+        final int fd = MemFd.createSealed("vhost-user-inflight", size);
         try {
             final Mapping m = Mapping.map(fd, 0, size, true);
             fdOut[0] = fd;
@@ -80,12 +83,13 @@ public final class InflightBuffer implements AutoCloseable {
     }
 
     /**
-     * Map a buffer the front-end hands back (SET_INFLIGHT_FD). Closes {@code fd} in every case: the mapping
-     * keeps the memory alive.
+     * Map a buffer the front-end hands back (SET_INFLIGHT_FD), sealed against shrinking first (see
+     * {@link ShrinkSeal}). Closes {@code fd} in every case: the mapping keeps the memory alive.
      */
     public static InflightBuffer map(final int fd, final long mmapSize, final long mmapOffset, final int numQueues,
-                                     final int queueSize) {
+                                     final int queueSize, final UnsealedMemory unsealed) {
         try {
+            ShrinkSeal.apply(fd, unsealed, "inflight buffer");
             checkGeometry(numQueues, queueSize);
             if (mmapOffset < 0 || mmapSize <= 0 || mmapSize > MAX_SIZE || Long.MAX_VALUE - mmapOffset < mmapSize) {
                 throw new InvalidMemoryException("inflight buffer size " + mmapSize + " / offset " + mmapOffset + " invalid");

@@ -120,7 +120,7 @@ class GuestMemoryTest {
         try {
             for (final long[] r : bad) {
                 final int dup = FileDescriptors.dup(fd);
-                assertThrows(InvalidMemoryException.class, () -> GuestRegion.map(r[0], r[1], r[2], r[3], dup),
+                assertThrows(InvalidMemoryException.class, () -> GuestRegion.map(r[0], r[1], r[2], r[3], dup, UnsealedMemory.REFUSE),
                     java.util.Arrays.toString(r));
                 assertFalse(FileDescriptors.isOpen(dup), "fd closed on failure");
             }

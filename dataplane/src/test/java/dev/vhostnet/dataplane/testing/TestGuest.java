@@ -2,6 +2,7 @@ package dev.vhostnet.dataplane.testing;
 
 import dev.vhostnet.dataplane.memory.GuestMemory;
 import dev.vhostnet.dataplane.memory.GuestRegion;
+import dev.vhostnet.dataplane.memory.UnsealedMemory;
 import dev.vhostnet.dataplane.sys.MemFd;
 import org.agrona.concurrent.UnsafeBuffer;
 
@@ -23,7 +24,7 @@ public final class TestGuest implements AutoCloseable {
     public TestGuest(final long size) {
         this.size = size;
         final int fd = MemFd.create("ring-test", size);
-        final GuestRegion region = GuestRegion.map(GPA_BASE, size, UVA_BASE, 0, fd);
+        final GuestRegion region = GuestRegion.map(GPA_BASE, size, UVA_BASE, 0, fd, UnsealedMemory.REFUSE);
         memory = GuestMemory.of(List.of(region));
         bytes = new UnsafeBuffer(region.hostAddr(), (int) size);
     }

@@ -1,6 +1,7 @@
 package dev.vhostnet.dataplane.testing;
 
 import dev.vhostnet.dataplane.memory.GuestRegion;
+import dev.vhostnet.dataplane.memory.UnsealedMemory;
 import dev.vhostnet.dataplane.sys.FileDescriptors;
 import dev.vhostnet.dataplane.sys.Mapping;
 import dev.vhostnet.dataplane.sys.MemFd;
@@ -32,7 +33,7 @@ public final class TestMemory implements AutoCloseable {
 
     /** A device-side region for [offset, offset+size) of the memfd at the given guest and user addresses. */
     public GuestRegion region(final long gpa, final long uva, final long offset, final long size) {
-        return GuestRegion.map(gpa, size, uva, offset, FileDescriptors.dup(fd));
+        return GuestRegion.map(gpa, size, uva, offset, FileDescriptors.dup(fd), UnsealedMemory.REFUSE);
     }
 
     @Override
