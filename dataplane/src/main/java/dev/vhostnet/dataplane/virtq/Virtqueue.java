@@ -42,17 +42,8 @@ public abstract class Virtqueue {
     private IotlbMissSink missSink;
     /** IOTLB generation the rings were resolved at; re-resolved when the IOTLB changes. */
     private long ringGeneration = -1;
-    /** IOTLB generation at the last miss: nothing to retry until the IOTLB changes. */
-    private long missGeneration = -1;
-
-    /** Longest a peer's frames are held back for this queue's missing translation before being dropped. */
-    private static final long MAX_TRANSLATION_WAIT_NANOS = 100_000_000L;
-    /** The same page is asked for again at most this often (the IOTLB changing for other pages re-tries). */
-    private static final long MISS_REPEAT_NANOS = 20_000_000L;
-    private long waitingSinceNanos;
-    private boolean waiting;
-    private long lastMissPage = -1;
-    private long lastMissNanos;
+    /** Translations asked for and not arrived yet: de-duplication, re-asking, giving up. */
+    private final TranslationWait wait = new TranslationWait();
 
     /** Returned by {@link #translateRing} when the translation was requested from the front-end. */
     protected static final long RING_MISS = -1;
@@ -135,6 +126,7 @@ public abstract class Virtqueue {
         next.log = log;
         next.iotlb = iotlb;
         next.missSink = missSink;
+        next.wait.reset();
         call = null;
         kick = null;
         err = null;
@@ -145,7 +137,12 @@ public abstract class Virtqueue {
         this.iotlb = iotlb;
         this.missSink = sink;
         ringGeneration = -1;
-        missGeneration = -1;
+        wait.reset();
+    }
+
+    /** The clock translation waits are timed with (tests step it; default System.nanoTime). */
+    public final void setTranslationClock(final org.agrona.concurrent.NanoClock clock) {
+        wait.clock(clock);
     }
 
     /**
@@ -157,11 +154,10 @@ public abstract class Virtqueue {
         if (iotlb == null) {
             return true;
         }
-        final long generation = iotlb.generation();
-        if (missGeneration == generation) {
+        if (wait.parked(iotlb)) {
             return false;
         }
-        missGeneration = -1;
+        final long generation = iotlb.generation();
         if (ringGeneration != generation) {
             ringGeneration = generation;
             final QueueError e = remap(memory);
@@ -176,12 +172,14 @@ public abstract class Virtqueue {
     /** Whether the queue is waiting for the front-end to answer an IOTLB miss (nothing to do until then). */
     public final boolean awaitingTranslation() {
         // Bounded: a guest whose IOMMU never maps the address must not hold its peer's frames forever.
-        return iotlb != null && waiting && System.nanoTime() - waitingSinceNanos < MAX_TRANSLATION_WAIT_NANOS;
+        return iotlb != null && wait.holdingPeer();
     }
 
     /** A chain was taken: whatever translation this queue waited for has arrived. */
     protected final void walked() {
-        waiting = false;
+        if (wait.waiting()) {
+            wait.progressed();
+        }
     }
 
     /** Host address of a ring: front-end virtual address, or IOVA through the IOTLB ({@link #RING_MISS}). */
@@ -191,32 +189,33 @@ public abstract class Virtqueue {
         }
         final long host = iotlb.translateContiguous(address, length, perm, memory);
         if (host == Iotlb.MISS) {
-            requestTranslation(address, perm);
+            // The first byte that missed, not the ring's start: a ring spanning pages whose first page is
+            // mapped would otherwise ask for that page forever and never for the one it lacks.
+            requestTranslation(iotlb.lastFault(), perm);
             return RING_MISS;
         }
         if (host == Iotlb.DENIED) {
             if (missSink != null) {
-                missSink.accessFailed(address, perm);
+                missSink.accessFailed(iotlb.lastFault(), perm);
             }
             return GuestMemory.UNMAPPED;
         }
         return host;
     }
 
+    /**
+     * Ask the front-end for the translation of {@code iova} (unless the same request is outstanding) and
+     * park the queue until the IOTLB changes or a re-ask is due. After waiting too long without progress
+     * the queue fails ({@link QueueError#IOTLB_TIMEOUT}): QEMU never answers for an address the guest has
+     * not mapped, and a queue must not hang on it.
+     */
     protected final void requestTranslation(final long iova, final int perm) {
-        final long now = System.nanoTime();
-        if (!waiting) {
-            waiting = true; // until a walk gets through (see walked())
-            waitingSinceNanos = now;
+        if (wait.expired()) {
+            fail(QueueError.IOTLB_TIMEOUT);
+            return;
         }
-        missGeneration = iotlb.generation();
-        final long page = iova & ~4095L;
-        if (page == lastMissPage && now - lastMissNanos < MISS_REPEAT_NANOS) {
-            return; // asked already; every IOTLB update re-tries the walk, don't flood the front-end
-        }
-        lastMissPage = page;
-        lastMissNanos = now;
-        if (missSink != null) {
+        if (wait.missed(iova, iotlb) && missSink != null) {
+            counters.add(QueueCounters.IOTLB_MISSES, 1);
             missSink.miss(iova, perm);
         }
     }
@@ -290,10 +289,17 @@ public abstract class Virtqueue {
         }
         final long host = iotlb.translateContiguous(addr, len, dev.vhostnet.spec.IotlbMessage.PERM_RO, memory);
         if (host == Iotlb.MISS) {
-            requestTranslation(addr, dev.vhostnet.spec.IotlbMessage.PERM_RO);
+            // First missing byte: the table may span pages and only a later one be missing.
+            requestTranslation(iotlb.lastFault(), dev.vhostnet.spec.IotlbMessage.PERM_RO);
             return RING_MISS;
         }
-        return host == Iotlb.DENIED ? GuestMemory.UNMAPPED : host;
+        if (host == Iotlb.DENIED) {
+            if (missSink != null) {
+                missSink.accessFailed(iotlb.lastFault(), dev.vhostnet.spec.IotlbMessage.PERM_RO);
+            }
+            return GuestMemory.UNMAPPED;
+        }
+        return host;
     }
 
     /** Start (non-null) or stop (null) logging this queue's writes into guest memory. */
