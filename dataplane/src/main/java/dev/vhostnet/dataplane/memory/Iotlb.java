@@ -80,7 +80,7 @@ public final class Iotlb {
             || permission < IotlbMessage.PERM_RO || permission > IotlbMessage.PERM_RW) {
             return false;
         }
-        invalidate(start, length);
+        remove(start, endOf(start, length));
         updates++;
         if (count == MAX_ENTRIES) {
             return false;
@@ -117,7 +117,14 @@ public final class Iotlb {
      */
     public void invalidate(final long start, final long length) {
         invalidations++;
-        final long end = endOf(start, length);
+        if (remove(start, endOf(start, length))) {
+            removals++;
+        }
+        generation++; // also when nothing was removed: a change for queues parked on a stale view
+    }
+
+    /** Remove [start, end] (inclusive); whether any entry overlapped it. */
+    private boolean remove(final long start, final long end) {
         // First entry ending at or after start, then the run of entries starting at or before end.
         int lo = 0;
         while (lo < count && Long.compareUnsigned(iova[lo] + size[lo] - 1, start) < 0) {
@@ -128,8 +135,7 @@ public final class Iotlb {
             hi++;
         }
         if (lo == hi) {
-            generation++; // nothing mapped there; still a change for queues parked on a stale view
-            return;
+            return false;
         }
         final long firstStart = iova[lo];
         final long firstUaddr = uaddr[lo];
@@ -165,8 +171,7 @@ public final class Iotlb {
         }
         count = newCount;
         lastHit = 0;
-        removals++;
-        generation++;
+        return true;
     }
 
     /** Inclusive last IOVA of [start, start+length), length unsigned, 0 or past the top meaning the top. */
