@@ -27,10 +27,14 @@ public final class Iotlb {
     /** Incremented on every change, so queues know to re-resolve their rings. */
     private long generation;
     /**
-     * Incremented whenever a mapping may have been removed (invalidation, clear): a translation a queue
-     * asked for may have arrived and gone again since, so the queue must ask again.
+     * Incremented whenever mappings were removed (invalidation, clear); the last {@link #REMOVAL_HISTORY}
+     * removed ranges are kept, so a queue can tell whether the translation it asked for may have arrived
+     * and gone again since ({@link #removedSince}).
      */
     private long removals;
+    private static final int REMOVAL_HISTORY = 16;
+    private final long[] removedStart = new long[REMOVAL_HISTORY];
+    private final long[] removedEnd = new long[REMOVAL_HISTORY];
     /** First address that failed in the last MISS / DENIED result (may lie after the address asked for). */
     private long lastFault;
     // Control-path counters, for diagnostics (the back-end logs them).
@@ -117,8 +121,9 @@ public final class Iotlb {
      */
     public void invalidate(final long start, final long length) {
         invalidations++;
-        if (remove(start, endOf(start, length))) {
-            removals++;
+        final long end = endOf(start, length);
+        if (remove(start, end)) {
+            noteRemoval(start, end);
         }
         generation++; // also when nothing was removed: a change for queues parked on a stale view
     }
@@ -194,8 +199,32 @@ public final class Iotlb {
     public void clear() {
         count = 0;
         lastHit = 0;
-        removals++;
+        noteRemoval(0, -1L);
         generation++;
+    }
+
+    private void noteRemoval(final long start, final long end) {
+        final int slot = (int) (removals % REMOVAL_HISTORY);
+        removedStart[slot] = start;
+        removedEnd[slot] = end;
+        removals++;
+    }
+
+    /**
+     * Whether a removal since {@link #removals()} was {@code since} may have covered any of [start, end]
+     * (inclusive); true when too many removals happened to tell.
+     */
+    public boolean removedSince(final long since, final long start, final long end) {
+        if (removals - since > REMOVAL_HISTORY) {
+            return true;
+        }
+        for (long r = since; r < removals; r++) {
+            final int slot = (int) (r % REMOVAL_HISTORY);
+            if (Long.compareUnsigned(removedStart[slot], end) <= 0 && Long.compareUnsigned(removedEnd[slot], start) >= 0) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private int find(final long address) {

@@ -110,6 +110,7 @@ public final class PackedVirtqueue extends Virtqueue {
         signalledValid = false;
         kicksEnabled = true;
         this.started = true;
+        resetTranslationWait();
         final QueueError result = remap(memory);
         if (result == QueueError.NONE && inflight != null) {
             // Reconnect: positions from the region, chains found inflight resubmitted first, in fetch order.

@@ -118,6 +118,7 @@ public final class SplitVirtqueue extends Virtqueue {
         this.signalledValid = false;
         this.kicksEnabled = true;
         usedIdxKnown = false;
+        resetTranslationWait();
         return remap(memory);
     }
 

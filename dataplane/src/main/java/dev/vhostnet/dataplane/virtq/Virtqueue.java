@@ -140,6 +140,12 @@ public abstract class Virtqueue {
         wait.reset();
     }
 
+    /** A (re)started ring owes nothing to waits of its previous run. */
+    protected final void resetTranslationWait() {
+        wait.reset();
+        ringGeneration = -1;
+    }
+
     /** The clock translation waits are timed with (tests step it; default System.nanoTime). */
     public final void setTranslationClock(final org.agrona.concurrent.NanoClock clock) {
         wait.clock(clock);
@@ -205,16 +211,15 @@ public abstract class Virtqueue {
 
     /**
      * Ask the front-end for the translation of {@code iova} (unless the same request is outstanding) and
-     * park the queue until the IOTLB changes or a re-ask is due. After waiting too long without progress
-     * the queue fails ({@link QueueError#IOTLB_TIMEOUT}): QEMU never answers for an address the guest has
+     * park the queue until the IOTLB changes or a re-ask is due. After asking for the same translation too
+     * long the queue fails ({@link QueueError#IOTLB_TIMEOUT}): QEMU never answers for an address the guest has
      * not mapped, and a queue must not hang on it.
      */
     protected final void requestTranslation(final long iova, final int perm) {
-        if (wait.expired()) {
+        final TranslationWait.Verdict verdict = wait.missed(iova, iotlb);
+        if (verdict == TranslationWait.Verdict.GIVE_UP) {
             fail(QueueError.IOTLB_TIMEOUT);
-            return;
-        }
-        if (wait.missed(iova, iotlb) && missSink != null) {
+        } else if (verdict == TranslationWait.Verdict.ASK && missSink != null) {
             counters.add(QueueCounters.IOTLB_MISSES, 1);
             missSink.miss(iova, perm);
         }

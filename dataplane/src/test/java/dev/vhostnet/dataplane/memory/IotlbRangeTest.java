@@ -132,6 +132,26 @@ class IotlbRangeTest {
         assertEquals(before + 2, tlb.removals());
     }
 
+    @Test
+    void removedSinceTellsWhetherARangeWasHitByALaterRemoval() {
+        map(LOW, 0);
+        map(HIGH, PAGE);
+        final long since = tlb.removals();
+        tlb.invalidate(HIGH, PAGE);
+        assertTrue(tlb.removedSince(since, HIGH + 8, HIGH + 16));
+        assertFalse(tlb.removedSince(since, LOW, LOW + PAGE - 1), "another page");
+        assertFalse(tlb.removedSince(tlb.removals(), HIGH, HIGH), "nothing since now");
+        final long beforeClear = tlb.removals();
+        tlb.clear();
+        assertTrue(tlb.removedSince(beforeClear, LOW, LOW), "a clear covers everything");
+        final long old = tlb.removals();
+        for (int i = 0; i < 40; i++) {
+            map(LOW + i * PAGE, 0);
+            tlb.invalidate(LOW + i * PAGE, PAGE);
+        }
+        assertTrue(tlb.removedSince(old, HIGH, HIGH), "too many removals to tell: assume yes");
+    }
+
     private long guestUvaOf(final long iova) {
         final long host = tlb.translate(iova, 1, IotlbMessage.PERM_RO, guest.memory);
         return guest.uva(host - guest.memory.uvaToHost(guest.uva(0), 1));
