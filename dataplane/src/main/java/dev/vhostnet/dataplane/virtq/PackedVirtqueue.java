@@ -148,9 +148,12 @@ public final class PackedVirtqueue extends Virtqueue {
         if (!started) {
             return QueueError.NONE;
         }
+        // One missing translation at a time (see SplitVirtqueue#remap).
         final long ringHost = translateRing(ringUserAddr, (long) DESC_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_RW);
-        final long driverHost = translateRing(driverUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_RO);
-        final long deviceHost = translateRing(deviceUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_WO);
+        final long driverHost = ringHost == RING_MISS ? RING_MISS
+            : translateRing(driverUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_RO);
+        final long deviceHost = driverHost == RING_MISS ? RING_MISS
+            : translateRing(deviceUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_WO);
         if (ringHost == RING_MISS || driverHost == RING_MISS || deviceHost == RING_MISS) {
             ringsReady = false;
             return QueueError.IOTLB_MISS;

@@ -129,9 +129,13 @@ public final class SplitVirtqueue extends Virtqueue {
         if (!started) {
             return QueueError.NONE;
         }
+        // One missing translation at a time (the first stops the others): a queue waits for one request,
+        // which keeps de-duplication and the give-up bound meaningful.
         final long descHost = translateRing(descUserAddr, (long) DESC_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_RO);
-        final long availHost = translateRing(availUserAddr, 6L + 2L * size, dev.vhostnet.spec.IotlbMessage.PERM_RO);
-        final long usedHost = translateRing(usedUserAddr, 6L + (long) USED_ELEM_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_WO);
+        final long availHost = descHost == RING_MISS ? RING_MISS
+            : translateRing(availUserAddr, 6L + 2L * size, dev.vhostnet.spec.IotlbMessage.PERM_RO);
+        final long usedHost = availHost == RING_MISS ? RING_MISS
+            : translateRing(usedUserAddr, 6L + (long) USED_ELEM_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_WO);
         if (descHost == RING_MISS || availHost == RING_MISS || usedHost == RING_MISS) {
             ringsReady = false;
             return QueueError.IOTLB_MISS; // retried when the front-end answers
