@@ -15,6 +15,10 @@ public final class Iotlb {
     public static final long MISS = -1;
     public static final long DENIED = -2;
     private static final int MAX_ENTRIES = 1 << 16;
+    private static final long PAGE_MASK = ~4095L;
+    private static final long PAGE_MASK_LOW = 4095L;
+    /** A free slot of {@link #outstanding}: no page starts at 2^64 - 1. */
+    private static final long NONE = -1L;
 
     private long[] iova = new long[64];
     private long[] size = new long[64];
@@ -27,14 +31,22 @@ public final class Iotlb {
     /** Incremented on every change, so queues know to re-resolve their rings. */
     private long generation;
     /**
-     * Incremented whenever mappings were removed (invalidation, clear); the last {@link #REMOVAL_HISTORY}
-     * removed ranges are kept, so a queue can tell whether the translation it asked for may have arrived
-     * and gone again since ({@link #removedSince}).
+     * Pages asked for (IOTLB miss sent) and not answered by an update yet, device-wide, so that no queue
+     * sends a second request while one is on its way: QEMU handles requests in order, and a duplicate it
+     * reaches after the guest has unmapped the page again (the queue used the first answer meanwhile)
+     * makes it log a translation fault. Invalidations leave the set alone: the answer is still coming.
+     * Bounded; when full the oldest request is forgotten (and at worst asked for again).
      */
+    private static final int OUTSTANDING = 32;
+    private final long[] outstanding = new long[OUTSTANDING];
+
+    {
+        java.util.Arrays.fill(outstanding, NONE);
+    }
+
+    private int outstandingNext;
+    /** Invalidations and clears that removed something (diagnostics, tests). */
     private long removals;
-    private static final int REMOVAL_HISTORY = 16;
-    private final long[] removedStart = new long[REMOVAL_HISTORY];
-    private final long[] removedEnd = new long[REMOVAL_HISTORY];
     /** First address that failed in the last MISS / DENIED result (may lie after the address asked for). */
     private long lastFault;
     // Control-path counters, for diagnostics (the back-end logs them).
@@ -53,9 +65,38 @@ public final class Iotlb {
         return lastContiguous;
     }
 
-    /** See {@link #removals}. */
+    /** Invalidations and clears that removed some mapping. */
     public long removals() {
         return removals;
+    }
+
+    /** Whether a miss for the page holding {@code iova} was sent and no update has covered it since. */
+    public boolean outstanding(final long iova) {
+        final long page = iova & PAGE_MASK;
+        for (int i = 0; i < OUTSTANDING; i++) {
+            if (outstanding[i] == page) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** A miss for the page holding {@code iova} is being sent. */
+    public void requested(final long iova) {
+        final long page = iova & PAGE_MASK;
+        if (!outstanding(page)) {
+            outstanding[outstandingNext] = page;
+            outstandingNext = (outstandingNext + 1) % OUTSTANDING;
+        }
+    }
+
+    private void answered(final long start, final long last) {
+        for (int i = 0; i < OUTSTANDING; i++) {
+            final long p = outstanding[i];
+            if (p != NONE && Long.compareUnsigned(p, last) <= 0 && Long.compareUnsigned(p + PAGE_MASK_LOW, start) >= 0) {
+                outstanding[i] = NONE;
+            }
+        }
     }
 
     /**
@@ -84,7 +125,8 @@ public final class Iotlb {
             || permission < IotlbMessage.PERM_RO || permission > IotlbMessage.PERM_RW) {
             return false;
         }
-        remove(start, endOf(start, length));
+        final long last = endOf(start, length);
+        remove(start, last); // replaced, not removed: no removal event
         updates++;
         if (count == MAX_ENTRIES) {
             return false;
@@ -105,6 +147,7 @@ public final class Iotlb {
         uaddr[at] = userAddr;
         perm[at] = permission;
         count++;
+        answered(start, last);
         generation++;
         return true;
     }
@@ -123,7 +166,7 @@ public final class Iotlb {
         invalidations++;
         final long end = endOf(start, length);
         if (remove(start, end)) {
-            noteRemoval(start, end);
+            removals++;
         }
         generation++; // also when nothing was removed: a change for queues parked on a stale view
     }
@@ -199,32 +242,8 @@ public final class Iotlb {
     public void clear() {
         count = 0;
         lastHit = 0;
-        noteRemoval(0, -1L);
-        generation++;
-    }
-
-    private void noteRemoval(final long start, final long end) {
-        final int slot = (int) (removals % REMOVAL_HISTORY);
-        removedStart[slot] = start;
-        removedEnd[slot] = end;
         removals++;
-    }
-
-    /**
-     * Whether a removal since {@link #removals()} was {@code since} may have covered any of [start, end]
-     * (inclusive); true when too many removals happened to tell.
-     */
-    public boolean removedSince(final long since, final long start, final long end) {
-        if (removals - since > REMOVAL_HISTORY) {
-            return true;
-        }
-        for (long r = since; r < removals; r++) {
-            final int slot = (int) (r % REMOVAL_HISTORY);
-            if (Long.compareUnsigned(removedStart[slot], end) <= 0 && Long.compareUnsigned(removedEnd[slot], start) >= 0) {
-                return true;
-            }
-        }
-        return false;
+        generation++;
     }
 
     private int find(final long address) {

@@ -11,11 +11,12 @@ import org.agrona.concurrent.SystemNanoClock;
  * answers nothing at all (vhost_device_iotlb_miss finds no translation and sends no message). So a wait
  * must never depend on an answer arriving:
  * <ul>
- *   <li>a request is de-duplicated only while it is outstanding: same page, asked less than
- *       {@link #REASK_NANOS} ago, and no invalidation of that page since (an update for the page followed
- *       by an invalidation before the queue got to use it must be asked for again at once; invalidations
- *       of other pages, constant in strict mode, are no reason to ask again: a late duplicate request for
- *       a page the guest has since unmapped only makes QEMU log a fault);</li>
+ *   <li>a request is de-duplicated exactly while it is outstanding ({@link Iotlb#outstanding}: asked, no
+ *       update covering the page since; device-wide) and was sent less than {@link #REASK_NANOS} ago. An
+ *       update for the page followed by an invalidation before the queue got to use it is asked for again
+ *       at once. Invalidations alone are no reason to ask again, not even a full flush covering the page
+ *       before the answer came: the answer is on its way, and a duplicate that QEMU handles after the guest
+ *       has unmapped the page (once the queue used the first answer) makes it log a translation fault;</li>
  *   <li>a parked queue is walked again every {@link #REASK_NANOS} even if the IOTLB did not change, and
  *       that walk asks again;</li>
  *   <li>after {@link #GIVE_UP_NANOS} of asking for the same translation in vain it is given up on and
@@ -44,8 +45,6 @@ final class TranslationWait {
     private long firstAskedAt;
     /** When it was last asked for (re-asks are spaced). */
     private long askedAt;
-    /** {@link Iotlb#removals()} when it was last asked for. */
-    private long askedRemovals;
     /** {@link Iotlb#generation()} at the last miss: the queue is parked until it changes (or a re-ask is due). */
     private long parkedGeneration = -1;
 
@@ -73,21 +72,28 @@ final class TranslationWait {
         final long now = clock.nanoTime();
         parkedGeneration = tlb.generation();
         final long page = iova & PAGE_MASK;
-        if (page != askedPage || tlb.removedSince(askedRemovals, page, page + ~PAGE_MASK)) {
+        if (page != askedPage) {
             askedPage = page;
             firstAskedAt = now;
             askedAt = now;
-            askedRemovals = tlb.removals();
-            return Verdict.ASK;
+            return ask(page, tlb);
         }
         if (now - firstAskedAt >= GIVE_UP_NANOS) {
             return Verdict.GIVE_UP;
         }
-        if (now - askedAt < REASK_NANOS) {
+        if (tlb.outstanding(page) && now - askedAt < REASK_NANOS) {
             return Verdict.OUTSTANDING;
         }
-        askedAt = now;
-        askedRemovals = tlb.removals();
+        askedAt = now; // answered and invalidated again before we could use it, or a re-ask is due
+        tlb.requested(page);
+        return Verdict.ASK;
+    }
+
+    private static Verdict ask(final long page, final Iotlb tlb) {
+        if (tlb.outstanding(page)) {
+            return Verdict.OUTSTANDING; // asked already (by this queue before, or another queue of the device)
+        }
+        tlb.requested(page);
         return Verdict.ASK;
     }
 

@@ -122,34 +122,21 @@ class IotlbRangeTest {
     }
 
     @Test
-    void removalsCountInvalidationsAndClearsNotUpdates() {
-        final long before = tlb.removals();
+    void aRequestIsOutstandingUntilAnUpdateCoversItWhateverIsInvalidatedMeanwhile() {
+        assertFalse(tlb.outstanding(HIGH + 8));
+        tlb.requested(HIGH + 8);
+        assertTrue(tlb.outstanding(HIGH), "per page");
+        tlb.invalidate(0, 0); // a full flush before the answer: the answer is still on its way
+        assertTrue(tlb.outstanding(HIGH));
         map(LOW, 0);
-        assertEquals(before, tlb.removals());
-        tlb.invalidate(LOW, PAGE);
-        assertEquals(before + 1, tlb.removals());
-        tlb.clear();
-        assertEquals(before + 2, tlb.removals());
-    }
-
-    @Test
-    void removedSinceTellsWhetherARangeWasHitByALaterRemoval() {
-        map(LOW, 0);
+        assertTrue(tlb.outstanding(HIGH), "an update for another page");
         map(HIGH, PAGE);
-        final long since = tlb.removals();
-        tlb.invalidate(HIGH, PAGE);
-        assertTrue(tlb.removedSince(since, HIGH + 8, HIGH + 16));
-        assertFalse(tlb.removedSince(since, LOW, LOW + PAGE - 1), "another page");
-        assertFalse(tlb.removedSince(tlb.removals(), HIGH, HIGH), "nothing since now");
-        final long beforeClear = tlb.removals();
-        tlb.clear();
-        assertTrue(tlb.removedSince(beforeClear, LOW, LOW), "a clear covers everything");
-        final long old = tlb.removals();
-        for (int i = 0; i < 40; i++) {
-            map(LOW + i * PAGE, 0);
-            tlb.invalidate(LOW + i * PAGE, PAGE);
+        assertFalse(tlb.outstanding(HIGH), "answered");
+        for (int i = 0; i < 100; i++) {
+            tlb.requested(LOW + i * PAGE); // bounded: the oldest requests are forgotten
         }
-        assertTrue(tlb.removedSince(old, HIGH, HIGH), "too many removals to tell: assume yes");
+        assertTrue(tlb.outstanding(LOW + 99 * PAGE));
+        assertFalse(tlb.outstanding(LOW));
     }
 
     private long guestUvaOf(final long iova) {
