@@ -37,7 +37,7 @@ public final class Iotlb {
      * makes it log a translation fault. Invalidations leave the set alone: the answer is still coming.
      * Bounded; when full the oldest request is forgotten (and at worst asked for again).
      */
-    private static final int OUTSTANDING = 32;
+    private static final int OUTSTANDING = 256;
     private final long[] outstanding = new long[OUTSTANDING];
 
     {

@@ -148,12 +148,11 @@ public final class PackedVirtqueue extends Virtqueue {
         if (!started) {
             return QueueError.NONE;
         }
-        // One missing translation at a time (see SplitVirtqueue#remap).
+        // All three parts at once (see SplitVirtqueue#remap).
+        beginWalk();
         final long ringHost = translateRing(ringUserAddr, (long) DESC_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_RW);
-        final long driverHost = ringHost == RING_MISS ? RING_MISS
-            : translateRing(driverUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_RO);
-        final long deviceHost = driverHost == RING_MISS ? RING_MISS
-            : translateRing(deviceUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_WO);
+        final long driverHost = translateRing(driverUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_RO);
+        final long deviceHost = translateRing(deviceUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_WO);
         if (ringHost == RING_MISS || driverHost == RING_MISS || deviceHost == RING_MISS) {
             ringsReady = false;
             return QueueError.IOTLB_MISS;
@@ -250,6 +249,10 @@ public final class PackedVirtqueue extends Virtqueue {
         }
         chain.ensureCapacity(size + 8);
         chain.reset(-1);
+        beginWalk();
+        // After a buffer missed, the rest of the chain is still walked (validated, its misses asked for at
+        // once), and the chain is then retried as a whole.
+        boolean missed = false;
         int pos = lastAvailIdx;
         boolean wrap = availWrap;
         int descs = 0;
@@ -294,14 +297,19 @@ public final class PackedVirtqueue extends Virtqueue {
             if (!writable && chain.writeCount > 0) {
                 return failed(QueueError.READABLE_AFTER_WRITABLE);
             }
-            final QueueError e = addBuffer(chain, addr, len, writable);
-            if (e != QueueError.NONE) {
+            final QueueError e = missed ? addMissing(chain, addr, len, writable) : addBuffer(chain, addr, len, writable);
+            if (e == QueueError.IOTLB_MISS) {
+                missed = true;
+            } else if (e != QueueError.NONE) {
                 return failed(e);
             }
             if ((flags & DESC_F_NEXT) == 0) {
                 chain.head = id; // the buffer id is in the last descriptor of the chain
                 break;
             }
+        }
+        if (missed) {
+            return failed(QueueError.IOTLB_MISS); // not a failure: retried once the translations arrived
         }
         if (chain.head >= size) {
             return failed(QueueError.BAD_BUFFER_ID);
@@ -323,6 +331,7 @@ public final class PackedVirtqueue extends Virtqueue {
     private boolean popResubmitted(final PackedInflight t, final int slot, final DescriptorChain chain) {
         chain.ensureCapacity(size + 8);
         chain.reset(-1);
+        beginWalk();
         final int num = t.num(slot);
         int j = slot;
         int id = -1;
@@ -387,6 +396,7 @@ public final class PackedVirtqueue extends Virtqueue {
         }
         indirect.wrap(host, (int) len);
         final int n = (int) (len / DESC_SIZE);
+        boolean missed = false;
         // In a packed indirect table descriptors are used in order; NEXT is ignored.
         for (int i = 0; i < n; i++) {
             final int at = i * DESC_SIZE;
@@ -400,12 +410,14 @@ public final class PackedVirtqueue extends Virtqueue {
             if (!writable && chain.writeCount > 0) {
                 return QueueError.READABLE_AFTER_WRITABLE;
             }
-            final QueueError e = addBuffer(chain, a, l, writable);
-            if (e != QueueError.NONE) {
+            final QueueError e = missed ? addMissing(chain, a, l, writable) : addBuffer(chain, a, l, writable);
+            if (e == QueueError.IOTLB_MISS) {
+                missed = true; // the rest of the table's misses are asked for at once too
+            } else if (e != QueueError.NONE) {
                 return e;
             }
         }
-        return QueueError.NONE;
+        return missed ? QueueError.IOTLB_MISS : QueueError.NONE;
     }
 
     @Override

@@ -129,13 +129,11 @@ public final class SplitVirtqueue extends Virtqueue {
         if (!started) {
             return QueueError.NONE;
         }
-        // One missing translation at a time (the first stops the others): a queue waits for one request,
-        // which keeps de-duplication and the give-up bound meaningful.
+        // All three parts at once: the queue waits for the first missing one, the others are asked ahead.
+        beginWalk();
         final long descHost = translateRing(descUserAddr, (long) DESC_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_RO);
-        final long availHost = descHost == RING_MISS ? RING_MISS
-            : translateRing(availUserAddr, 6L + 2L * size, dev.vhostnet.spec.IotlbMessage.PERM_RO);
-        final long usedHost = availHost == RING_MISS ? RING_MISS
-            : translateRing(usedUserAddr, 6L + (long) USED_ELEM_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_WO);
+        final long availHost = translateRing(availUserAddr, 6L + 2L * size, dev.vhostnet.spec.IotlbMessage.PERM_RO);
+        final long usedHost = translateRing(usedUserAddr, 6L + (long) USED_ELEM_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_WO);
         if (descHost == RING_MISS || availHost == RING_MISS || usedHost == RING_MISS) {
             ringsReady = false;
             return QueueError.IOTLB_MISS; // retried when the front-end answers
@@ -278,6 +276,7 @@ public final class SplitVirtqueue extends Virtqueue {
             return false;
         }
         chain.ensureCapacity(size + 8);
+        beginWalk();
         final QueueError walked = walk(head, chain);
         if (walked != QueueError.NONE) {
             if (walked == QueueError.IOTLB_MISS) {
@@ -299,6 +298,7 @@ public final class SplitVirtqueue extends Virtqueue {
     /** A head a previous back-end took and did not complete: walked again from the descriptor table. */
     private boolean popResubmitted(final int head, final DescriptorChain chain) {
         chain.ensureCapacity(size + 8);
+        beginWalk();
         final QueueError walked = walk(head, chain);
         if (walked != QueueError.NONE) {
             if (walked == QueueError.IOTLB_MISS) {
@@ -317,6 +317,9 @@ public final class SplitVirtqueue extends Virtqueue {
         int tableSize = size;
         int budget = size;
         boolean inIndirect = false;
+        // After a buffer missed, the rest of the chain is still walked (validated, its misses asked for at
+        // once), and the chain is then retried as a whole.
+        boolean missed = false;
         int i = head;
         while (true) {
             if (--budget < 0) {
@@ -343,7 +346,7 @@ public final class SplitVirtqueue extends Virtqueue {
                 }
                 final long host = translateTable(addr, len);
                 if (host == RING_MISS) {
-                    return QueueError.IOTLB_MISS;
+                    return QueueError.IOTLB_MISS; // the table itself: nothing more to read
                 }
                 if (host == GuestMemory.UNMAPPED || (host & 1) != 0) {
                     return QueueError.INDIRECT_UNMAPPED;
@@ -361,12 +364,14 @@ public final class SplitVirtqueue extends Virtqueue {
             if (!writable && chain.writeCount > 0) {
                 return QueueError.READABLE_AFTER_WRITABLE;
             }
-            final QueueError added = addBuffer(chain, addr, len, writable);
-            if (added != QueueError.NONE) {
+            final QueueError added = missed ? addMissing(chain, addr, len, writable) : addBuffer(chain, addr, len, writable);
+            if (added == QueueError.IOTLB_MISS) {
+                missed = true;
+            } else if (added != QueueError.NONE) {
                 return added;
             }
             if ((flags & DESC_F_NEXT) == 0) {
-                return QueueError.NONE;
+                return missed ? QueueError.IOTLB_MISS : QueueError.NONE;
             }
             if (next >= tableSize) {
                 return QueueError.NEXT_OUT_OF_RANGE;

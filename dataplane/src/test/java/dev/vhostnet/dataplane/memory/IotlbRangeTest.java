@@ -132,10 +132,10 @@ class IotlbRangeTest {
         assertTrue(tlb.outstanding(HIGH), "an update for another page");
         map(HIGH, PAGE);
         assertFalse(tlb.outstanding(HIGH), "answered");
-        for (int i = 0; i < 100; i++) {
+        for (int i = 0; i < 300; i++) {
             tlb.requested(LOW + i * PAGE); // bounded: the oldest requests are forgotten
         }
-        assertTrue(tlb.outstanding(LOW + 99 * PAGE));
+        assertTrue(tlb.outstanding(LOW + 299 * PAGE));
         assertFalse(tlb.outstanding(LOW));
     }
 

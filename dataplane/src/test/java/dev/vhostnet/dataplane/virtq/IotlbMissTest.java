@@ -240,6 +240,35 @@ class IotlbMissTest {
     }
 
     @Test
+    void everyMissingPageOfAChainIsAskedForInOneRoundTrip() {
+        final DriverRing ring = new DriverRing(backing, 8, IOVA, UVA, 0, 0x1000, 0x2000);
+        mapPage(0);
+        mapPage(0x1000);
+        mapPage(0x2000);
+        final SplitVirtqueue q = splitQueue(8, ring);
+        // A frame over three descriptors, its second buffer spanning two pages: four pages, none mapped.
+        ring.desc(0, iova(BUF), 100, DESC_F_NEXT, 1)
+            .desc(1, iova(BUF + 0x1800), 0x1000, DESC_F_NEXT, 2)
+            .desc(2, iova(BUF + 0x4000), 100, 0, 0)
+            .offer(0);
+        assertEquals(1, q.available());
+        assertFalse(q.pop(chain));
+        assertEquals(List.of(iova(BUF), iova(BUF + 0x1800), iova(BUF + 0x2000), iova(BUF + 0x4000)), misses,
+            "all at once, not one per round trip");
+        assertEquals(0, q.available(), "parked");
+        mapPage(BUF);
+        mapPage(BUF + 0x1000);
+        mapPage(BUF + 0x2000);
+        assertEquals(1, q.available());
+        assertFalse(q.pop(chain), "the last page is still on its way");
+        assertEquals(4, misses.size(), "and not asked for twice");
+        mapPage(BUF + 0x4000);
+        assertEquals(1, q.available());
+        assertTrue(q.pop(chain));
+        assertEquals(100 + 0x1000 + 100, chain.readBytes());
+    }
+
+    @Test
     void aSplitDescriptorTableSpanningTwoPagesAsksForTheSecondPage() {
         // 256 descriptors = 4 KiB from the middle of page 0: the table spans pages 0 and 1.
         final DriverRing ring = new DriverRing(backing, 256, IOVA, UVA, 0x800, 0x2000, 0x3000);
