@@ -287,7 +287,9 @@ public final class PackedVirtqueue extends Virtqueue {
                     return failed(QueueError.INDIRECT_WITH_NEXT);
                 }
                 final QueueError e = walkIndirect(chain, addr, len);
-                if (e != QueueError.NONE) {
+                if (e == QueueError.IOTLB_MISS) {
+                    missed = true;
+                } else if (e != QueueError.NONE) {
                     return failed(e);
                 }
                 chain.head = id;
@@ -309,6 +311,7 @@ public final class PackedVirtqueue extends Virtqueue {
             }
         }
         if (missed) {
+            askAheadOfMiss(pos, wrap, chain);
             return failed(QueueError.IOTLB_MISS); // not a failure: retried once the translations arrived
         }
         if (chain.head >= size) {
@@ -374,6 +377,57 @@ public final class PackedVirtqueue extends Virtqueue {
         lastChainDescs = num;
         t.bindResubmitted(id, slot);
         return true;
+    }
+
+    /** Chains after a missing one whose translations are asked for in the same round trip. */
+    private static final int CHAINS_AHEAD = 32;
+
+    /**
+     * After a chain missed: walk the chains made available after it, from {@code pos}/{@code wrap}, without
+     * taking them, so that their missing pages go out in the same round trip (see SplitVirtqueue). Stops at
+     * the first chain that is not available or not well formed (its real pop reports it).
+     */
+    private void askAheadOfMiss(final int from, final boolean fromWrap, final DescriptorChain scratch) {
+        int pos = from;
+        boolean wrap = fromWrap;
+        for (int k = 0; k < CHAINS_AHEAD && error == QueueError.NONE; k++) {
+            scratch.reset(-1);
+            int descs = 0;
+            while (true) {
+                if (descs == size) {
+                    return;
+                }
+                final int at = pos * DESC_SIZE;
+                final int flags = ring.getShortVolatile(at + DESC_FLAGS) & 0xFFFF;
+                if (((flags & DESC_F_AVAIL) != 0) != wrap || ((flags & DESC_F_USED) != 0) == wrap) {
+                    return; // not made available (yet)
+                }
+                final long addr = ring.getLong(at + DESC_ADDR);
+                final long len = ring.getInt(at + DESC_LEN) & 0xFFFF_FFFFL;
+                descs++;
+                if (++pos == size) {
+                    pos = 0;
+                    wrap = !wrap;
+                }
+                if ((flags & DESC_F_INDIRECT) != 0) {
+                    if (!indirectAllowed || (flags & DESC_F_NEXT) != 0) {
+                        return;
+                    }
+                    final QueueError e = walkIndirect(scratch, addr, len);
+                    if (e != QueueError.NONE && e != QueueError.IOTLB_MISS) {
+                        return;
+                    }
+                    break;
+                }
+                final QueueError e = addMissing(scratch, addr, len, (flags & DESC_F_WRITE) != 0);
+                if (e != QueueError.NONE && e != QueueError.IOTLB_MISS) {
+                    return;
+                }
+                if ((flags & DESC_F_NEXT) == 0) {
+                    break;
+                }
+            }
+        }
     }
 
     private boolean failed(final QueueError e) {

@@ -281,6 +281,7 @@ public final class SplitVirtqueue extends Virtqueue {
         if (walked != QueueError.NONE) {
             if (walked == QueueError.IOTLB_MISS) {
                 lastAvailIdx = (lastAvailIdx - 1) & 0xFFFF; // retried once the translation arrives
+                askAheadOfMiss(chain);
                 return false;
             }
             fail(walked);
@@ -294,6 +295,29 @@ public final class SplitVirtqueue extends Virtqueue {
         }
         return true;
     }
+
+    /**
+     * After a chain missed: walk the chains made available after it (without taking them) so that their
+     * missing pages go out in the same round trip. RX buffers are posted long before frames arrive and TX
+     * chains come in bursts, so one round trip then serves many chains. Malformed chains are left for
+     * their real pop to report. {@code scratch} is the chain being discarded.
+     */
+    private void askAheadOfMiss(final DescriptorChain scratch) {
+        final int ahead = Math.min(CHAINS_AHEAD, ((shadowAvailIdx - lastAvailIdx) & 0xFFFF) - 1);
+        for (int k = 1; k <= ahead && error == QueueError.NONE; k++) {
+            final int h = avail.getShort(AVAIL_RING + 2 * ((lastAvailIdx + k) & mask)) & 0xFFFF;
+            if (h >= size) {
+                return;
+            }
+            final QueueError e = walk(h, scratch);
+            if (e != QueueError.NONE && e != QueueError.IOTLB_MISS) {
+                return;
+            }
+        }
+    }
+
+    /** Chains after a missing one whose translations are asked for in the same round trip. */
+    private static final int CHAINS_AHEAD = 32;
 
     /** A head a previous back-end took and did not complete: walked again from the descriptor table. */
     private boolean popResubmitted(final int head, final DescriptorChain chain) {

@@ -4,7 +4,9 @@ import dev.vhostnet.dataplane.memory.GuestMemory;
 import dev.vhostnet.dataplane.memory.Iotlb;
 import dev.vhostnet.dataplane.memory.IotlbMissSink;
 import dev.vhostnet.dataplane.sys.EventFd;
+import dev.vhostnet.dataplane.testing.DriverPackedRing;
 import dev.vhostnet.dataplane.testing.DriverRing;
+import dev.vhostnet.dataplane.testing.TestGuest;
 import dev.vhostnet.dataplane.testing.TestMemory;
 import dev.vhostnet.spec.IotlbMessage;
 import org.agrona.concurrent.CachedNanoClock;
@@ -266,6 +268,65 @@ class IotlbMissTest {
         assertEquals(1, q.available());
         assertTrue(q.pop(chain));
         assertEquals(100 + 0x1000 + 100, chain.readBytes());
+    }
+
+    @Test
+    void theChainsAvailableAfterAMissingOneAreAskedForInTheSameRoundTrip() {
+        final DriverRing ring = new DriverRing(backing, 8, IOVA, UVA, 0, 0x1000, 0x2000);
+        mapPage(0);
+        mapPage(0x1000);
+        mapPage(0x2000);
+        final SplitVirtqueue q = splitQueue(8, ring);
+        for (int i = 0; i < 4; i++) {
+            ring.desc(i, iova(BUF + i * 0x1000), 100, 0, 0).offer(i);
+        }
+        assertEquals(4, q.available());
+        assertFalse(q.pop(chain));
+        assertEquals(List.of(iova(BUF), iova(BUF + 0x1000), iova(BUF + 0x2000), iova(BUF + 0x3000)), misses);
+        for (int i = 0; i < 4; i++) {
+            mapPage(BUF + i * 0x1000);
+        }
+        for (int i = 0; i < 4; i++) {
+            assertTrue(q.available() > 0);
+            assertTrue(q.pop(chain), "chain " + i + " without another round trip");
+            assertEquals(i, chain.head());
+        }
+        assertEquals(4, misses.size());
+    }
+
+    @Test
+    void packedChainsAfterAMissingOneAreAskedForInTheSameRoundTrip() {
+        try (TestGuest guest = new TestGuest(MEM)) {
+            final DriverPackedRing ring = new DriverPackedRing(guest, 8);
+            final long buffers = guest.alloc(8 * PAGE, 4096);
+            // IOVA = IOVA base + guest offset; the ring's pages are mapped, the buffers' are not.
+            for (long page = 0; page < buffers; page += PAGE) {
+                assertTrue(tlb.update(iova(page), PAGE, guest.uva(page), IotlbMessage.PERM_RW));
+            }
+            final PackedVirtqueue q = new PackedVirtqueue(1, new QueueCounters());
+            q.setIotlb(tlb, sink);
+            q.setTranslationClock(clock);
+            q.setFeatures(false, true);
+            q.setEnabled(true);
+            assertEquals(QueueError.NONE, q.start(guest.memory, 8, iova(ring.ringOffset), iova(ring.driverEventOffset),
+                iova(ring.deviceEventOffset), 0x8000));
+            for (int i = 0; i < 3; i++) {
+                ring.add(i, new long[] {iova(buffers + i * PAGE), iova(buffers + i * PAGE + 2048)},
+                    new int[] {64, 64}, new boolean[] {false, false});
+            }
+            assertEquals(1, q.available());
+            assertFalse(q.pop(chain));
+            assertEquals(List.of(iova(buffers), iova(buffers + PAGE), iova(buffers + 2 * PAGE)), misses);
+            for (int i = 0; i < 3; i++) {
+                assertTrue(tlb.update(iova(buffers + i * PAGE), PAGE, guest.uva(buffers + i * PAGE), IotlbMessage.PERM_RW));
+            }
+            for (int i = 0; i < 3; i++) {
+                assertEquals(1, q.available());
+                assertTrue(q.pop(chain), "chain " + i + " without another round trip");
+                assertEquals(128, chain.readBytes());
+            }
+            assertEquals(3, misses.size());
+        }
     }
 
     @Test
