@@ -8,6 +8,9 @@
 #             e2e.tput=0   MiB of zeros (a tmpfs file, at most ~120) to push through one more
 #                          connection (port+100+r) after the checked transfers, timed inside the guest
 #             e2e.tputruns=1  how many times to repeat that timed transfer (r=0..runs-1)
+#             e2e.echo=1   the receiver streams every byte back while receiving, so the payload
+#                          crosses both ways at once; the sender's ACK_MD5 is then the md5 of what
+#                          came back (ACK_BYTES its size) instead of the receiver's reply
 # and reports progress as "E2E:<WORD>[=value]" lines on the console, which the
 # Java harness (QemuGuest) waits for. Per-flow markers carry the flow number as a
 # suffix (RECV_MD5_0, ACK_MD5_1, ...). The guest always ends with E2E:DONE or
@@ -36,7 +39,7 @@ finish() {
 }
 fail() { finish "FAIL=$*"; }
 
-role= ip= peer= prefix=24 port=5001 mib=8 wait_s=240 flows=1 tput=0 tputruns=1
+role= ip= peer= prefix=24 port=5001 mib=8 wait_s=240 flows=1 tput=0 tputruns=1 echo=0
 for kv in $(cat /proc/cmdline); do
     case "$kv" in
         e2e.role=*)   role=${kv#*=} ;;
@@ -49,6 +52,7 @@ for kv in $(cat /proc/cmdline); do
         e2e.flows=*)  flows=${kv#*=} ;;
         e2e.tput=*)   tput=${kv#*=} ;;
         e2e.tputruns=*) tputruns=${kv#*=} ;;
+        e2e.echo=*)   echo=${kv#*=} ;;
     esac
 done
 mark "BOOTED role=$role ip=$ip peer=$peer"
@@ -74,6 +78,10 @@ mark "FEATURES=$(cat /sys/class/net/eth0/device/features)"
 mark "QUEUES=$(ls /sys/class/net/eth0/queues | tr '\n' ',' | sed 's/,$//')"
 ncpus=$(nproc)
 mark "CPUS=$ncpus"
+# DMA domain of the NIC's PCI function under a vIOMMU: DMA-FQ (lazy invalidation), DMA (strict),
+# identity; nothing without an IOMMU.
+[ -e /sys/class/net/eth0/device/../iommu_group/type ] &&
+    mark "IOMMU_DOMAIN=$(cat /sys/class/net/eth0/device/../iommu_group/type)"
 tput_port=$((port + 100))
 
 # From here on keep kernel chatter off the console so marker lines stay whole.
@@ -147,13 +155,14 @@ receiver() {
     ncpids=
     f=0
     while [ $f -lt "$flows" ]; do
+        if [ "$echo" = 1 ]; then store="tee /tmp/recv$f.bin"; else store="cat > /tmp/recv$f.bin"; fi
         cat > /bin/e2e-recv$f <<EOS
 #!/bin/sh
-cat > /tmp/recv$f.bin
+$store
 sum=\$(md5sum < /tmp/recv$f.bin | cut -d' ' -f1)
 echo "E2E:RECV_BYTES_$f=\$(wc -c < /tmp/recv$f.bin)" > /dev/console
 echo "E2E:RECV_MD5_$f=\$sum" > /dev/console
-echo "\$sum"
+[ "$echo" = 1 ] || echo "\$sum"
 EOS
         chmod +x /bin/e2e-recv$f
         # Listen before pinging, so the sender finds the socket once it can reach us.
@@ -250,7 +259,12 @@ sender() {
     f=0
     for pid in $pids; do
         wait "$pid" || fail "send flow $f: $(cat /tmp/nc$f.err)"
-        mark "ACK_MD5_$f=$(cat /tmp/ack$f)"
+        if [ "$echo" = 1 ]; then
+            mark "ACK_BYTES_$f=$(wc -c < /tmp/ack$f)"
+            mark "ACK_MD5_$f=$(md5sum < /tmp/ack$f | cut -d' ' -f1)"
+        else
+            mark "ACK_MD5_$f=$(cat /tmp/ack$f)"
+        fi
         f=$((f + 1))
     done
     if [ "$tput" -gt 0 ]; then

@@ -373,6 +373,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
             case FrontendRequest.GET_VRING_BASE: {
                 final int index = (int) vringIndexFromState(m);
                 final int base = stopVring(index);
+                dropIotlb("GET_VRING_BASE");
                 final UnsafeBuffer reply = channel.replyBuffer();
                 vringState.wrap(reply, VhostUserHeader.LENGTH);
                 vringState.index(index).num(base);
@@ -575,6 +576,25 @@ public final class VhostUserNetHandler implements AutoCloseable {
         }
     }
 
+    /**
+     * Forget every IOTLB entry (as DPDK does on GET_VRING_BASE and SET_MEM_TABLE): entries map to front-end
+     * addresses of a memory table that may be replaced, and a stopped device's mappings may be torn down
+     * without invalidations; the front-end answers misses again on demand.
+     */
+    private void dropIotlb(final String why) {
+        final Iotlb tlb = iotlb;
+        if (tlb == null) {
+            return;
+        }
+        final long[] seen = dataplane.call(() -> {
+            final long[] s = {tlb.size(), tlb.updates(), tlb.invalidations()};
+            tlb.clear();
+            return s;
+        });
+        LOG.info(name + ": IOTLB dropped on " + why + " (" + seen[0] + " entries; " + seen[1] + " updates, "
+            + seen[2] + " invalidations so far)");
+    }
+
     /** The log the dataplane must write to now: set, and VHOST_F_LOG_ALL acknowledged. */
     private DirtyLog loggingLog() {
         return VirtioFeature.has(ackedFeatures, VirtioFeature.VHOST_F_LOG_ALL) ? dirtyLog : null;
@@ -770,6 +790,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
                 regions.add(GuestRegion.map(r.guestPhysAddr(), r.memorySize(), r.userAddr(), r.mmapOffset(), m.takeFd(i),
                     dataplane.unsealedMemory()));
             }
+            dropIotlb("SET_MEM_TABLE");
             swapMemory(GuestMemory.of(regions));
             repeatedAdds.clear();
         } catch (final RuntimeException e) {

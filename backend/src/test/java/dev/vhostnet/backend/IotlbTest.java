@@ -16,6 +16,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.newsclub.net.unix.AFUNIXSocketChannel;
 import org.newsclub.net.unix.AFUNIXSocketPair;
 import org.newsclub.net.unix.FileDescriptorCast;
@@ -271,6 +273,64 @@ class IotlbTest {
             Await.until("B's frames counted as drops", WAIT, () -> backend.txDrops(1) == 8,
                 () -> String.valueOf(backend.txDrops(1)));
             assertEquals(QueueError.NONE, backend.queue(0, 0).error(), "A's queue is waiting, not broken");
+        }
+    }
+
+    /**
+     * QEMU crops a full device-IOTLB flush (the guest's lazy-mode flush) to each notifier section: the section
+     * above the MSI window gets a size of 2^64 - 0xfef00000, negative as a Java long; one covering the whole
+     * space would get 2^64, sent as 0. Both mean "to the end": afterwards nothing of the old mappings may be
+     * used, and the back-end asks again.
+     */
+    @ParameterizedTest(name = "size 0x{0}")
+    @ValueSource(strings = {"0", "ffffffff60000000"}) // 0 and 2^64 - IOVA_BASE
+    void anInvalidationRunningToTheEndOfTheIovaSpaceIsApplied(final String hexSize) throws Exception {
+        final long size = Long.parseUnsignedLong(hexSize, 16);
+        startIommuFrontend();
+        update(IOVA_BASE, memory.size(), memory.uvaBase(), IotlbMessage.PERM_RW);
+        try (VirtioNetDriver b = backend.start(1)) {
+            b.postRxBuffers(8, 2048);
+            final long page = memory.allocate(4096, 4096);
+            final byte[] first = Frames.frame(300, 1);
+            transmit(page, first);
+            assertArrayEquals(first, b.receive(WAIT), "mapped: delivered");
+
+            invalidate(IOVA_BASE, size);
+            requests.clear();
+            final byte[] second = Frames.frame(300, 2);
+            transmit(page, second);
+            final long[] miss = requests.poll(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+            assertNotNull(miss, "the back-end asked again: the invalidation was applied, not ignored");
+            assertEquals(IotlbMessage.TYPE_MISS, miss[0]);
+            assertNull(b.receive(Duration.ofMillis(200)), "nothing read through the invalidated mappings");
+
+            update(IOVA_BASE, memory.size(), memory.uvaBase(), IotlbMessage.PERM_RW);
+            assertArrayEquals(second, b.receive(WAIT), "delivered once mapped again");
+        }
+    }
+
+    /** GET_VRING_BASE drops the whole IOTLB (as DPDK does): a restarted ring asks for its translations again. */
+    @Test
+    void getVringBaseDropsTheIotlb() throws Exception {
+        startIommuFrontend();
+        update(IOVA_BASE, memory.size(), memory.uvaBase(), IotlbMessage.PERM_RW);
+        try (VirtioNetDriver b = backend.start(1)) {
+            b.postRxBuffers(8, 2048);
+            final long page = memory.allocate(4096, 4096);
+            final byte[] first = Frames.frame(300, 1);
+            transmit(page, first);
+            assertArrayEquals(first, b.receive(WAIT));
+            requests.clear(); // the rings' misses at start-up, before the update
+            transmit(page, first);
+            assertArrayEquals(first, b.receive(WAIT));
+            assertNull(requests.poll(100, TimeUnit.MILLISECONDS), "everything is mapped: no miss");
+
+            final int base = fe.getVringBase(tx.index());
+            fe.setVringBase(tx.index(), base);
+            fe.setVringKick(tx.index(), tx.kickFd().fd());
+            final long[] miss = requests.poll(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+            assertNotNull(miss, "the restarted ring's translations were dropped with the IOTLB");
+            assertEquals(IotlbMessage.TYPE_MISS, miss[0]);
         }
     }
 }

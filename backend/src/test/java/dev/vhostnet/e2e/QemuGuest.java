@@ -45,14 +45,22 @@ public final class QemuGuest implements AutoCloseable {
      * @param kernelArgs   appended to the kernel command line (e.g. "no_timer_check", "e2e.mode=soak")
      * @param chardevProps appended to the vhost-user chardev (e.g. "reconnect=1")
      * @param qemuArgs     appended to QEMU's arguments (e.g. "-qmp", "-incoming")
+     * @param devicesBeforeNic QEMU arguments placed just before the NIC's {@code -device}: devices the NIC
+     *                     depends on, which QEMU must create first (an IOMMU, the PCIe port it sits on)
      */
-    public record Extras(List<String> kernelArgs, List<String> chardevProps, List<String> qemuArgs) {
+    public record Extras(List<String> kernelArgs, List<String> chardevProps, List<String> qemuArgs,
+                         List<String> devicesBeforeNic) {
         public static final Extras NONE = new Extras(List.of(), List.of(), List.of());
 
         public Extras {
             kernelArgs = List.copyOf(kernelArgs);
             chardevProps = List.copyOf(chardevProps);
             qemuArgs = List.copyOf(qemuArgs);
+            devicesBeforeNic = List.copyOf(devicesBeforeNic);
+        }
+
+        public Extras(List<String> kernelArgs, List<String> chardevProps, List<String> qemuArgs) {
+            this(kernelArgs, chardevProps, qemuArgs, List.of());
         }
     }
 
@@ -76,6 +84,9 @@ public final class QemuGuest implements AutoCloseable {
                     cmd.set(i, cmd.get(i) + "," + String.join(",", x.chardevProps()));
                 }
             }
+        }
+        if (!x.devicesBeforeNic().isEmpty()) {
+            cmd.addAll(cmd.lastIndexOf("-device"), x.devicesBeforeNic()); // the NIC is the last device
         }
         cmd.addAll(x.qemuArgs());
         return cmd;

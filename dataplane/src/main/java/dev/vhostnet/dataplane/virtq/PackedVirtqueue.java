@@ -110,6 +110,7 @@ public final class PackedVirtqueue extends Virtqueue {
         signalledValid = false;
         kicksEnabled = true;
         this.started = true;
+        resetTranslationWait();
         final QueueError result = remap(memory);
         if (result == QueueError.NONE && inflight != null) {
             // Reconnect: positions from the region, chains found inflight resubmitted first, in fetch order.
@@ -147,6 +148,8 @@ public final class PackedVirtqueue extends Virtqueue {
         if (!started) {
             return QueueError.NONE;
         }
+        // All three parts at once (see SplitVirtqueue#remap).
+        beginWalk();
         final long ringHost = translateRing(ringUserAddr, (long) DESC_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_RW);
         final long driverHost = translateRing(driverUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_RO);
         final long deviceHost = translateRing(deviceUserAddr, 4, dev.vhostnet.spec.IotlbMessage.PERM_WO);
@@ -246,6 +249,10 @@ public final class PackedVirtqueue extends Virtqueue {
         }
         chain.ensureCapacity(size + 8);
         chain.reset(-1);
+        beginWalk();
+        // After a buffer missed, the rest of the chain is still walked (validated, its misses asked for at
+        // once), and the chain is then retried as a whole.
+        boolean missed = false;
         int pos = lastAvailIdx;
         boolean wrap = availWrap;
         int descs = 0;
@@ -280,7 +287,9 @@ public final class PackedVirtqueue extends Virtqueue {
                     return failed(QueueError.INDIRECT_WITH_NEXT);
                 }
                 final QueueError e = walkIndirect(chain, addr, len);
-                if (e != QueueError.NONE) {
+                if (e == QueueError.IOTLB_MISS) {
+                    missed = true;
+                } else if (e != QueueError.NONE) {
                     return failed(e);
                 }
                 chain.head = id;
@@ -290,14 +299,20 @@ public final class PackedVirtqueue extends Virtqueue {
             if (!writable && chain.writeCount > 0) {
                 return failed(QueueError.READABLE_AFTER_WRITABLE);
             }
-            final QueueError e = addBuffer(chain, addr, len, writable);
-            if (e != QueueError.NONE) {
+            final QueueError e = missed ? addMissing(chain, addr, len, writable) : addBuffer(chain, addr, len, writable);
+            if (e == QueueError.IOTLB_MISS) {
+                missed = true;
+            } else if (e != QueueError.NONE) {
                 return failed(e);
             }
             if ((flags & DESC_F_NEXT) == 0) {
                 chain.head = id; // the buffer id is in the last descriptor of the chain
                 break;
             }
+        }
+        if (missed) {
+            askAheadOfMiss(pos, wrap, chain);
+            return failed(QueueError.IOTLB_MISS); // not a failure: retried once the translations arrived
         }
         if (chain.head >= size) {
             return failed(QueueError.BAD_BUFFER_ID);
@@ -319,6 +334,7 @@ public final class PackedVirtqueue extends Virtqueue {
     private boolean popResubmitted(final PackedInflight t, final int slot, final DescriptorChain chain) {
         chain.ensureCapacity(size + 8);
         chain.reset(-1);
+        beginWalk();
         final int num = t.num(slot);
         int j = slot;
         int id = -1;
@@ -363,6 +379,57 @@ public final class PackedVirtqueue extends Virtqueue {
         return true;
     }
 
+    /** Chains after a missing one whose translations are asked for in the same round trip. */
+    private static final int CHAINS_AHEAD = 32;
+
+    /**
+     * After a chain missed: walk the chains made available after it, from {@code pos}/{@code wrap}, without
+     * taking them, so that their missing pages go out in the same round trip (see SplitVirtqueue). Stops at
+     * the first chain that is not available or not well formed (its real pop reports it).
+     */
+    private void askAheadOfMiss(final int from, final boolean fromWrap, final DescriptorChain scratch) {
+        int pos = from;
+        boolean wrap = fromWrap;
+        for (int k = 0; k < CHAINS_AHEAD && error == QueueError.NONE; k++) {
+            scratch.reset(-1);
+            int descs = 0;
+            while (true) {
+                if (descs == size) {
+                    return;
+                }
+                final int at = pos * DESC_SIZE;
+                final int flags = ring.getShortVolatile(at + DESC_FLAGS) & 0xFFFF;
+                if (((flags & DESC_F_AVAIL) != 0) != wrap || ((flags & DESC_F_USED) != 0) == wrap) {
+                    return; // not made available (yet)
+                }
+                final long addr = ring.getLong(at + DESC_ADDR);
+                final long len = ring.getInt(at + DESC_LEN) & 0xFFFF_FFFFL;
+                descs++;
+                if (++pos == size) {
+                    pos = 0;
+                    wrap = !wrap;
+                }
+                if ((flags & DESC_F_INDIRECT) != 0) {
+                    if (!indirectAllowed || (flags & DESC_F_NEXT) != 0) {
+                        return;
+                    }
+                    final QueueError e = walkIndirect(scratch, addr, len);
+                    if (e != QueueError.NONE && e != QueueError.IOTLB_MISS) {
+                        return;
+                    }
+                    break;
+                }
+                final QueueError e = addMissing(scratch, addr, len, (flags & DESC_F_WRITE) != 0);
+                if (e != QueueError.NONE && e != QueueError.IOTLB_MISS) {
+                    return;
+                }
+                if ((flags & DESC_F_NEXT) == 0) {
+                    break;
+                }
+            }
+        }
+    }
+
     private boolean failed(final QueueError e) {
         if (e != QueueError.IOTLB_MISS) {
             fail(e); // a miss is not a failure: the position was not advanced, the chain is retried
@@ -383,6 +450,7 @@ public final class PackedVirtqueue extends Virtqueue {
         }
         indirect.wrap(host, (int) len);
         final int n = (int) (len / DESC_SIZE);
+        boolean missed = false;
         // In a packed indirect table descriptors are used in order; NEXT is ignored.
         for (int i = 0; i < n; i++) {
             final int at = i * DESC_SIZE;
@@ -396,12 +464,14 @@ public final class PackedVirtqueue extends Virtqueue {
             if (!writable && chain.writeCount > 0) {
                 return QueueError.READABLE_AFTER_WRITABLE;
             }
-            final QueueError e = addBuffer(chain, a, l, writable);
-            if (e != QueueError.NONE) {
+            final QueueError e = missed ? addMissing(chain, a, l, writable) : addBuffer(chain, a, l, writable);
+            if (e == QueueError.IOTLB_MISS) {
+                missed = true; // the rest of the table's misses are asked for at once too
+            } else if (e != QueueError.NONE) {
                 return e;
             }
         }
-        return QueueError.NONE;
+        return missed ? QueueError.IOTLB_MISS : QueueError.NONE;
     }
 
     @Override

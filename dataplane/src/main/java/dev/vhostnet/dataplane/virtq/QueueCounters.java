@@ -16,8 +16,10 @@ public final class QueueCounters {
     public static final int KICKS = 3;
     public static final int CALLS = 4;
     public static final int ERRORS = 5;
-    private static final int COUNT = 6;
-    private static final String[] NAMES = {"packets", "bytes", "drops", "kicks", "calls", "errors"};
+    /** IOTLB misses sent to the front-end (VIRTIO_F_ACCESS_PLATFORM), de-duplicated requests not counted. */
+    public static final int IOTLB_MISSES = 6;
+    private static final int COUNT = 7;
+    private static final String[] NAMES = {"packets", "bytes", "drops", "kicks", "calls", "errors", "iotlb-misses"};
     private static final int STRIDE = 64;
 
     private final AtomicBuffer values = new UnsafeBuffer(BufferUtil.allocateDirectAligned(COUNT * STRIDE, 64));
@@ -62,7 +64,7 @@ public final class QueueCounters {
         return COUNT;
     }
 
-    /** "packets=.. bytes=.. drops=.. kicks=.. calls=.. errors=..". */
+    /** "packets=.. bytes=.. drops=.. kicks=.. calls=.. errors=.. iotlb-misses=..". */
     public String format() {
         final StringBuilder sb = new StringBuilder();
         for (int i = 0; i < COUNT; i++) {

@@ -24,6 +24,8 @@ public enum QueueError {
     /** Not an error: the translation is being asked from the front-end; the chain is retried later. */
     IOTLB_MISS("IOTLB miss (translation requested)"),
     IOTLB_DENIED("IOTLB permission denied"),
+    /** The front-end never answered an IOTLB miss (QEMU sends nothing for an address the guest has not mapped). */
+    IOTLB_TIMEOUT("IOTLB translation never arrived"),
     INFLIGHT_FULL("more descriptors outstanding than inflight tracking holds (buffer ids reused)");
 
     private final String description;

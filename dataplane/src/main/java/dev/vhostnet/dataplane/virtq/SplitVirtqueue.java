@@ -118,6 +118,7 @@ public final class SplitVirtqueue extends Virtqueue {
         this.signalledValid = false;
         this.kicksEnabled = true;
         usedIdxKnown = false;
+        resetTranslationWait();
         return remap(memory);
     }
 
@@ -128,6 +129,8 @@ public final class SplitVirtqueue extends Virtqueue {
         if (!started) {
             return QueueError.NONE;
         }
+        // All three parts at once: the queue waits for the first missing one, the others are asked ahead.
+        beginWalk();
         final long descHost = translateRing(descUserAddr, (long) DESC_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_RO);
         final long availHost = translateRing(availUserAddr, 6L + 2L * size, dev.vhostnet.spec.IotlbMessage.PERM_RO);
         final long usedHost = translateRing(usedUserAddr, 6L + (long) USED_ELEM_SIZE * size, dev.vhostnet.spec.IotlbMessage.PERM_WO);
@@ -273,10 +276,12 @@ public final class SplitVirtqueue extends Virtqueue {
             return false;
         }
         chain.ensureCapacity(size + 8);
+        beginWalk();
         final QueueError walked = walk(head, chain);
         if (walked != QueueError.NONE) {
             if (walked == QueueError.IOTLB_MISS) {
                 lastAvailIdx = (lastAvailIdx - 1) & 0xFFFF; // retried once the translation arrives
+                askAheadOfMiss(chain);
                 return false;
             }
             fail(walked);
@@ -291,9 +296,33 @@ public final class SplitVirtqueue extends Virtqueue {
         return true;
     }
 
+    /**
+     * After a chain missed: walk the chains made available after it (without taking them) so that their
+     * missing pages go out in the same round trip. RX buffers are posted long before frames arrive and TX
+     * chains come in bursts, so one round trip then serves many chains. Malformed chains are left for
+     * their real pop to report. {@code scratch} is the chain being discarded.
+     */
+    private void askAheadOfMiss(final DescriptorChain scratch) {
+        final int ahead = Math.min(CHAINS_AHEAD, ((shadowAvailIdx - lastAvailIdx) & 0xFFFF) - 1);
+        for (int k = 1; k <= ahead && error == QueueError.NONE; k++) {
+            final int h = avail.getShort(AVAIL_RING + 2 * ((lastAvailIdx + k) & mask)) & 0xFFFF;
+            if (h >= size) {
+                return;
+            }
+            final QueueError e = walk(h, scratch);
+            if (e != QueueError.NONE && e != QueueError.IOTLB_MISS) {
+                return;
+            }
+        }
+    }
+
+    /** Chains after a missing one whose translations are asked for in the same round trip. */
+    private static final int CHAINS_AHEAD = 32;
+
     /** A head a previous back-end took and did not complete: walked again from the descriptor table. */
     private boolean popResubmitted(final int head, final DescriptorChain chain) {
         chain.ensureCapacity(size + 8);
+        beginWalk();
         final QueueError walked = walk(head, chain);
         if (walked != QueueError.NONE) {
             if (walked == QueueError.IOTLB_MISS) {
@@ -312,6 +341,9 @@ public final class SplitVirtqueue extends Virtqueue {
         int tableSize = size;
         int budget = size;
         boolean inIndirect = false;
+        // After a buffer missed, the rest of the chain is still walked (validated, its misses asked for at
+        // once), and the chain is then retried as a whole.
+        boolean missed = false;
         int i = head;
         while (true) {
             if (--budget < 0) {
@@ -338,7 +370,7 @@ public final class SplitVirtqueue extends Virtqueue {
                 }
                 final long host = translateTable(addr, len);
                 if (host == RING_MISS) {
-                    return QueueError.IOTLB_MISS;
+                    return QueueError.IOTLB_MISS; // the table itself: nothing more to read
                 }
                 if (host == GuestMemory.UNMAPPED || (host & 1) != 0) {
                     return QueueError.INDIRECT_UNMAPPED;
@@ -356,12 +388,14 @@ public final class SplitVirtqueue extends Virtqueue {
             if (!writable && chain.writeCount > 0) {
                 return QueueError.READABLE_AFTER_WRITABLE;
             }
-            final QueueError added = addBuffer(chain, addr, len, writable);
-            if (added != QueueError.NONE) {
+            final QueueError added = missed ? addMissing(chain, addr, len, writable) : addBuffer(chain, addr, len, writable);
+            if (added == QueueError.IOTLB_MISS) {
+                missed = true;
+            } else if (added != QueueError.NONE) {
                 return added;
             }
             if ((flags & DESC_F_NEXT) == 0) {
-                return QueueError.NONE;
+                return missed ? QueueError.IOTLB_MISS : QueueError.NONE;
             }
             if (next >= tableSize) {
                 return QueueError.NEXT_OUT_OF_RANGE;

@@ -42,17 +42,16 @@ public abstract class Virtqueue {
     private IotlbMissSink missSink;
     /** IOTLB generation the rings were resolved at; re-resolved when the IOTLB changes. */
     private long ringGeneration = -1;
-    /** IOTLB generation at the last miss: nothing to retry until the IOTLB changes. */
-    private long missGeneration = -1;
-
-    /** Longest a peer's frames are held back for this queue's missing translation before being dropped. */
-    private static final long MAX_TRANSLATION_WAIT_NANOS = 100_000_000L;
-    /** The same page is asked for again at most this often (the IOTLB changing for other pages re-tries). */
-    private static final long MISS_REPEAT_NANOS = 20_000_000L;
-    private long waitingSinceNanos;
-    private boolean waiting;
-    private long lastMissPage = -1;
-    private long lastMissNanos;
+    /** Translations asked for and not arrived yet: de-duplication, re-asking, giving up. */
+    private final TranslationWait wait = new TranslationWait();
+    /**
+     * Whether the current walk (a pop, or resolving the rings) already missed. Its further misses are asked
+     * for at once too, without waiting for the first answer: one round trip to the front-end per chain
+     * instead of one per page (a 64 KiB TSO frame spans 17 pages), so they go out as requests ahead.
+     */
+    private boolean missedThisWalk;
+    /** Pages of one buffer asked for ahead of the walk at most. */
+    private static final int MAX_PAGES_AHEAD = 32;
 
     /** Returned by {@link #translateRing} when the translation was requested from the front-end. */
     protected static final long RING_MISS = -1;
@@ -135,6 +134,7 @@ public abstract class Virtqueue {
         next.log = log;
         next.iotlb = iotlb;
         next.missSink = missSink;
+        next.wait.reset();
         call = null;
         kick = null;
         err = null;
@@ -145,7 +145,18 @@ public abstract class Virtqueue {
         this.iotlb = iotlb;
         this.missSink = sink;
         ringGeneration = -1;
-        missGeneration = -1;
+        wait.reset();
+    }
+
+    /** A (re)started ring owes nothing to waits of its previous run. */
+    protected final void resetTranslationWait() {
+        wait.reset();
+        ringGeneration = -1;
+    }
+
+    /** The clock translation waits are timed with (tests step it; default System.nanoTime). */
+    public final void setTranslationClock(final org.agrona.concurrent.NanoClock clock) {
+        wait.clock(clock);
     }
 
     /**
@@ -157,11 +168,10 @@ public abstract class Virtqueue {
         if (iotlb == null) {
             return true;
         }
-        final long generation = iotlb.generation();
-        if (missGeneration == generation) {
+        if (wait.parked(iotlb)) {
             return false;
         }
-        missGeneration = -1;
+        final long generation = iotlb.generation();
         if (ringGeneration != generation) {
             ringGeneration = generation;
             final QueueError e = remap(memory);
@@ -176,12 +186,14 @@ public abstract class Virtqueue {
     /** Whether the queue is waiting for the front-end to answer an IOTLB miss (nothing to do until then). */
     public final boolean awaitingTranslation() {
         // Bounded: a guest whose IOMMU never maps the address must not hold its peer's frames forever.
-        return iotlb != null && waiting && System.nanoTime() - waitingSinceNanos < MAX_TRANSLATION_WAIT_NANOS;
+        return iotlb != null && wait.holdingPeer();
     }
 
     /** A chain was taken: whatever translation this queue waited for has arrived. */
     protected final void walked() {
-        waiting = false;
+        if (wait.waiting()) {
+            wait.progressed();
+        }
     }
 
     /** Host address of a ring: front-end virtual address, or IOVA through the IOTLB ({@link #RING_MISS}). */
@@ -191,32 +203,51 @@ public abstract class Virtqueue {
         }
         final long host = iotlb.translateContiguous(address, length, perm, memory);
         if (host == Iotlb.MISS) {
-            requestTranslation(address, perm);
+            // The first byte that missed, not the ring's start: a ring spanning pages whose first page is
+            // mapped would otherwise ask for that page forever and never for the one it lacks.
+            requestTranslation(iotlb.lastFault(), perm);
             return RING_MISS;
         }
         if (host == Iotlb.DENIED) {
             if (missSink != null) {
-                missSink.accessFailed(address, perm);
+                missSink.accessFailed(iotlb.lastFault(), perm);
             }
             return GuestMemory.UNMAPPED;
         }
         return host;
     }
 
+    /**
+     * Ask the front-end for the translation of {@code iova} (unless the same request is outstanding) and
+     * park the queue until the IOTLB changes or a re-ask is due. After asking for the same translation too
+     * long the queue fails ({@link QueueError#IOTLB_TIMEOUT}): QEMU never answers for an address the guest has
+     * not mapped, and a queue must not hang on it.
+     */
     protected final void requestTranslation(final long iova, final int perm) {
-        final long now = System.nanoTime();
-        if (!waiting) {
-            waiting = true; // until a walk gets through (see walked())
-            waitingSinceNanos = now;
+        if (missedThisWalk) {
+            requestAhead(iova, perm);
+            return;
         }
-        missGeneration = iotlb.generation();
-        final long page = iova & ~4095L;
-        if (page == lastMissPage && now - lastMissNanos < MISS_REPEAT_NANOS) {
-            return; // asked already; every IOTLB update re-tries the walk, don't flood the front-end
+        missedThisWalk = true;
+        final TranslationWait.Verdict verdict = wait.missed(iova, iotlb);
+        if (verdict == TranslationWait.Verdict.GIVE_UP) {
+            fail(QueueError.IOTLB_TIMEOUT);
+        } else if (verdict == TranslationWait.Verdict.ASK && missSink != null) {
+            counters.add(QueueCounters.IOTLB_MISSES, 1);
+            missSink.miss(iova, perm);
         }
-        lastMissPage = page;
-        lastMissNanos = now;
-        if (missSink != null) {
+    }
+
+    /** A walk (pop, or resolving the rings) begins: its first miss is the one the queue waits for. */
+    protected final void beginWalk() {
+        missedThisWalk = false;
+    }
+
+    /** A further miss of a walk that already missed: ask unless a request for the page is on its way. */
+    private void requestAhead(final long iova, final int perm) {
+        if (!iotlb.outstanding(iova) && missSink != null) {
+            iotlb.requested(iova);
+            counters.add(QueueCounters.IOTLB_MISSES, 1);
             missSink.miss(iova, perm);
         }
     }
@@ -257,6 +288,19 @@ public abstract class Virtqueue {
         return QueueError.NONE;
     }
 
+    /**
+     * After a miss earlier in the chain: only ask for this buffer's missing pages (segments are not kept,
+     * the chain is retried). IOTLB_MISS if any page missed, or the error a translation ran into.
+     */
+    protected final QueueError addMissing(final DescriptorChain chain, final long addr, final long len, final boolean writable) {
+        final int writes = chain.writeCount;
+        final int reads = chain.readCount;
+        final QueueError e = addBuffer(chain, addr, len, writable);
+        chain.writeCount = writes; // keep the chain's segment count bounded while nothing of it is used
+        chain.readCount = reads;
+        return e;
+    }
+
     private QueueError addBufferIova(final DescriptorChain chain, final long addr, final long len, final boolean writable) {
         final int perm = writable ? dev.vhostnet.spec.IotlbMessage.PERM_WO : dev.vhostnet.spec.IotlbMessage.PERM_RO;
         long iova = addr;
@@ -265,6 +309,13 @@ public abstract class Virtqueue {
             final long host = iotlb.translate(iova, remaining, perm, memory);
             if (host == Iotlb.MISS) {
                 requestTranslation(iova, perm);
+                // The rest of the buffer's pages that miss too, asked for at once (bounded).
+                long page = (iova | 4095L) + 1;
+                for (int i = 0; i < MAX_PAGES_AHEAD && Long.compareUnsigned(page - addr, len) < 0; i++, page += 4096) {
+                    if (iotlb.translate(page, 1, perm, memory) == Iotlb.MISS) {
+                        requestTranslation(page, perm);
+                    }
+                }
                 return QueueError.IOTLB_MISS;
             }
             if (host == Iotlb.DENIED) {
@@ -290,10 +341,17 @@ public abstract class Virtqueue {
         }
         final long host = iotlb.translateContiguous(addr, len, dev.vhostnet.spec.IotlbMessage.PERM_RO, memory);
         if (host == Iotlb.MISS) {
-            requestTranslation(addr, dev.vhostnet.spec.IotlbMessage.PERM_RO);
+            // First missing byte: the table may span pages and only a later one be missing.
+            requestTranslation(iotlb.lastFault(), dev.vhostnet.spec.IotlbMessage.PERM_RO);
             return RING_MISS;
         }
-        return host == Iotlb.DENIED ? GuestMemory.UNMAPPED : host;
+        if (host == Iotlb.DENIED) {
+            if (missSink != null) {
+                missSink.accessFailed(iotlb.lastFault(), dev.vhostnet.spec.IotlbMessage.PERM_RO);
+            }
+            return GuestMemory.UNMAPPED;
+        }
+        return host;
     }
 
     /** Start (non-null) or stop (null) logging this queue's writes into guest memory. */
