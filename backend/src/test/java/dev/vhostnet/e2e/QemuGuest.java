@@ -15,6 +15,8 @@ import java.util.regex.Pattern;
 public final class QemuGuest implements AutoCloseable {
     /** Guest memory; it must be a shared memfd so the vhost-user back-end can map it. */
     private static final String MEMORY = "256M";
+    /** {@link #MEMORY} in bytes. */
+    public static final long MEMORY_BYTES = 256L << 20;
     /**
      * Lines after which waiting for a marker is pointless: the scenario, the kernel or QEMU gave
      * up. QEMU prefixes errors and warnings alike with its name; only errors count.
@@ -62,6 +64,21 @@ public final class QemuGuest implements AutoCloseable {
         long start = System.nanoTime();
         return new QemuGuest(config,
                 ChildProcess.start("qemu-" + config.name(), command(image, config, extras), log), start);
+    }
+
+    /**
+     * As {@link #boot(GuestImage, GuestConfig, Path, Extras)}, with guest RAM in {@code memoryFile} (shared,
+     * e.g. on /dev/shm) instead of an anonymous memfd, so a test can read the guest's RAM from outside
+     * (migration tests compare source and destination page by page). GPA n is at file offset n.
+     */
+    public static QemuGuest boot(GuestImage image, GuestConfig config, Path logDir, Extras extras, Path memoryFile)
+            throws IOException {
+        Path log = logDir.resolve("guest-" + config.name() + ".log");
+        long start = System.nanoTime();
+        List<String> cmd = command(image, config, extras);
+        int i = cmd.indexOf("memory-backend-memfd,id=mem,size=" + MEMORY + ",share=on");
+        cmd.set(i, "memory-backend-file,id=mem,size=" + MEMORY + ",mem-path=" + memoryFile + ",share=on");
+        return new QemuGuest(config, ChildProcess.start("qemu-" + config.name(), cmd, log), start);
     }
 
     static List<String> command(GuestImage image, GuestConfig c, Extras x) {
