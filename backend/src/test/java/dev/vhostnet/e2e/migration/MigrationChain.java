@@ -19,18 +19,17 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Two soak-mode guests joined by our back-end in peer mode, live-migrated one after the other, each
- * migration checked for exact state before the destination runs.
+ * Two soak-mode guests joined by our back-end in peer mode, live-migrated again and again, each migration
+ * checked for exact state before the destination runs.
  *
- * <p>A migration round: a new back-end listens on a fresh socket for the destination and takes over the
- * other guest's socket path (its listener replaces the file; the old back-end keeps serving that guest's
- * open connection). The destination QEMU starts paused ({@code -S -incoming}) with its RAM in a shared
- * file, like the source. Once both sides say the migration completed, both guests are paused at the same
- * instant of the guest's life, so their RAM files must be equal page by page and the device state loaded
- * on the destination must equal the source's (ring addresses, last_avail_idx = the source back-end's
- * GET_VRING_BASE answer, used->idx). Then the destination runs, the source quits, the old back-end stops,
- * the other guest's QEMU reconnects to the new back-end, and the migrated guest must ping its peer and
- * receive (or send) payloads intact.
+ * <p>A round migrates both guests at once, while they exchange traffic, to two QEMUs served by a new
+ * back-end on fresh sockets. The destinations start paused ({@code -S -incoming}) with their RAM in shared
+ * files, like the sources. Once both sides say a migration completed, source and destination are paused at
+ * the same instant of the guest's life, so their RAM files must be equal page by page and the device state
+ * the destination loaded must equal the source's (ring addresses, last_avail_idx = the source back-end's
+ * GET_VRING_BASE answer, used->idx). Then the destinations run, the sources quit, the old back-end stops,
+ * and the migrated guests must ping each other and move payloads intact through the new back-end. Nothing
+ * reconnects, so a round tests migration alone.
  *
  * <p>Why a second back-end rather than the same socket: QEMU 7.2 initializes a vhost-user netdev (a
  * blocking GET_FEATURES) before it listens for the migration, and our server serves one front-end per
@@ -68,17 +67,30 @@ final class MigrationChain implements AutoCloseable {
         }
     }
 
-    /** What one round found. */
-    record Round(int number, String migrated, double seconds, RamComparison ram, List<String> ringProblems,
-                 List<QueueStatus> source, String afterwards) {
+    /** One guest's migration: how long it took, what the comparison found, the state the source saved. */
+    record Migration(String guest, double seconds, RamComparison ram, List<String> ringProblems,
+                     List<QueueStatus> source) {
         boolean clean() {
             return ram.differing().isEmpty() && ringProblems.isEmpty();
         }
 
         @Override
         public String toString() {
-            return String.format("round %d: %s migrated in %.1fs; RAM: %s; rings: %s %s; %s", number, migrated,
-                    seconds, ram, ringProblems.isEmpty() ? "consistent" : ringProblems, source, afterwards);
+            return String.format("%s migrated in %.1fs; RAM: %s; rings: %s %s", guest, seconds, ram,
+                    ringProblems.isEmpty() ? "consistent" : ringProblems, source);
+        }
+    }
+
+    /** What one round (both guests migrated) found. */
+    record Round(int number, List<Migration> migrations, String afterwards) {
+        boolean clean() {
+            return migrations.stream().allMatch(Migration::clean);
+        }
+
+        @Override
+        public String toString() {
+            return "round " + number + ": " + String.join("; ", migrations.stream().map(Object::toString).toList())
+                    + "; " + afterwards;
         }
     }
 
@@ -146,86 +158,135 @@ final class MigrationChain implements AutoCloseable {
         return p.sender ? SoakGuests.extras(0, args) : SoakGuests.extras(args);
     }
 
-    /** Migrates the receiver (traffic mostly into it) or the sender (mostly out of it) once. */
-    Round migrate(boolean migrateSender) throws IOException, InterruptedException {
-        Placement m = migrateSender ? sender : receiver;
-        Placement other = migrateSender ? receiver : sender;
-        int gen = ++generation;
-        Path newSocket = sockDir.resolve(m.tag + "-" + gen + ".sock");
-        Path newQmp = sockDir.resolve("qmp-" + m.tag + "-" + gen + ".sock");
-        Path newRam = ramDir.resolve(m.tag + "-" + gen + ".ram");
-        BackendProcess next = BackendProcess.start(newSocket, other.socket, logDir.resolve("backend-" + gen + ".log"),
-                List.of(), BACKEND_ARGS);
-        QemuGuest dest = null;
-        RamComparison ram;
-        List<String> problems = new ArrayList<>();
-        List<QueueStatus> srcQueues = new ArrayList<>();
+    /** A destination being set up for one guest. */
+    private static final class Target {
+        final Placement from;
+        final Placement to;
+        final int port;
+        Qmp srcQmp;
+        Qmp dstQmp;
         long began;
         long ended;
+
+        Target(Placement from, Placement to, int port) {
+            this.from = from;
+            this.to = to;
+            this.port = port;
+        }
+    }
+
+    /**
+     * Migrates both guests at once, each to a QEMU on a new back-end, while they exchange traffic (the
+     * receiver's RX buffers and used ring, the sender's TX used ring and its TSO frames). Nothing reconnects:
+     * the destinations are the new back-end's only front-ends.
+     */
+    Round migrateBoth() throws IOException, InterruptedException {
+        int gen = ++generation;
+        List<Target> targets = new ArrayList<>();
+        for (Placement p : List.of(receiver, sender)) {
+            GuestConfig c = new GuestConfig(p.tag + "-" + gen, sockDir.resolve(p.tag + "-" + gen + ".sock"),
+                    p.config.mac(), p.config.role(), p.config.ip(), p.config.peerIp(), p.config.payloadMiB(),
+                    p.config.extraNicProps());
+            Placement to = new Placement(p.tag, c, p.sender);
+            to.socket = c.vhostSocket();
+            to.qmp = sockDir.resolve("qmp-" + p.tag + "-" + gen + ".sock");
+            to.ram = ramDir.resolve(p.tag + "-" + gen + ".ram");
+            targets.add(new Target(p, to, freePort()));
+        }
+        BackendProcess next = BackendProcess.start(targets.get(0).to.socket, targets.get(1).to.socket,
+                logDir.resolve("backend-" + gen + ".log"), List.of(), BACKEND_ARGS);
+        List<Migration> migrations = new ArrayList<>();
         try {
             next.console().await(BANNER, null, timeout);
-            int port = freePort();
-            GuestConfig destConfig = new GuestConfig(m.tag + "-" + gen, newSocket, m.config.mac(), m.config.role(),
-                    m.config.ip(), m.config.peerIp(), m.config.payloadMiB(), m.config.extraNicProps());
-            Placement target = new Placement(m.tag, destConfig, m.sender);
-            target.qmp = newQmp;
-            dest = QemuGuest.boot(image, destConfig, logDir,
-                    extras(target, List.of("-S", "-incoming", "tcp:127.0.0.1:" + port)), newRam);
-            try (Qmp dst = Qmp.connect(newQmp, timeout); Qmp src = Qmp.connect(m.qmp, timeout)) {
-                expectReturn(src.execute("{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+            for (Target t : targets) {
+                t.to.qemu = QemuGuest.boot(image, t.to.config, logDir,
+                        extras(t.to, List.of("-S", "-incoming", "tcp:127.0.0.1:" + t.port)), t.to.ram);
+            }
+            for (Target t : targets) {
+                t.dstQmp = Qmp.connect(t.to.qmp, timeout); // answers once its vhost-user device is initialized
+                t.srcQmp = Qmp.connect(t.from.qmp, timeout);
+                expectReturn(t.srcQmp.execute("{\"execute\":\"migrate-set-parameters\",\"arguments\":"
                         + "{\"max-bandwidth\":" + MAX_BANDWIDTH + "}}", timeout));
-                // Traffic flows right now, then migrate.
-                SoakGuests.awaitPong(m.qemu, m.qemu.console().lineCount(), timeout);
-                SoakGuests.awaitPong(other.qemu, other.qemu.console().lineCount(), timeout);
-                began = System.nanoTime();
-                expectReturn(src.execute("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:" + port
-                        + "\"}}", timeout));
-                awaitMigration(src, "source");
-                awaitMigration(dst, "destination"); // the destination has loaded everything
-                ended = System.nanoTime();
-                List<QueueStatus> dstQueues = new ArrayList<>();
-                for (int q = 0; q < QUEUES; q++) {
-                    srcQueues.add(QueueStatus.query(src, DEVICE, q, timeout));
-                    dstQueues.add(QueueStatus.query(dst, DEVICE, q, timeout));
+            }
+            // Traffic flows right now, then migrate both.
+            SoakGuests.awaitPong(receiver.qemu, receiver.qemu.console().lineCount(), timeout);
+            SoakGuests.awaitPong(sender.qemu, sender.qemu.console().lineCount(), timeout);
+            for (Target t : targets) {
+                t.began = System.nanoTime();
+                expectReturn(t.srcQmp.execute("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:"
+                        + t.port + "\"}}", timeout));
+            }
+            for (Target t : targets) {
+                awaitMigration(t.srcQmp, t.from.tag + " source");
+                t.ended = System.nanoTime();
+            }
+            for (Target t : targets) {
+                awaitMigration(t.dstQmp, t.from.tag + " destination"); // it has loaded everything
+                migrations.add(check(t));
+            }
+            for (Target t : targets) {
+                expectReturn(t.dstQmp.execute("{\"execute\":\"cont\"}", timeout));
+                t.srcQmp.execute("{\"execute\":\"quit\"}", timeout);
+            }
+            for (Target t : targets) {
+                if (!t.from.qemu.awaitPowerOff(timeout)) {
+                    throw new AssertionError(t.from.tag + " source QEMU did not quit");
                 }
-                GuestRam srcRam = GuestRam.open(m.ram);
-                GuestRam dstRam = GuestRam.open(newRam);
-                ram = RamComparison.compare(srcRam, dstRam, new PageClassifier(srcRam, srcQueues, packed));
-                problems.addAll(ringProblems(srcQueues, dstQueues, srcRam, dstRam));
-                expectReturn(dst.execute("{\"execute\":\"cont\"}", timeout));
-                src.execute("{\"execute\":\"quit\"}", timeout);
             }
         } catch (IOException | InterruptedException | RuntimeException | AssertionError e) {
-            if (dest != null) {
-                dest.close();
+            for (Target t : targets) {
+                if (t.to.qemu != null) {
+                    t.to.qemu.close();
+                }
+                Files.deleteIfExists(t.to.ram);
             }
             next.close();
-            Files.deleteIfExists(newRam);
             throw e;
+        } finally {
+            for (Target t : targets) {
+                if (t.srcQmp != null) {
+                    t.srcQmp.close();
+                }
+                if (t.dstQmp != null) {
+                    t.dstQmp.close();
+                }
+            }
         }
-        if (!m.qemu.awaitPowerOff(timeout)) {
-            throw new AssertionError("source QEMU did not quit");
-        }
-        Files.deleteIfExists(m.ram);
         BackendProcess old = backend;
         backend = next;
-        m.qemu = dest;
-        m.socket = newSocket;
-        m.qmp = newQmp;
-        m.ram = newRam;
-        int otherFrom = other.qemu.console().lineCount();
+        for (Target t : targets) {
+            Files.deleteIfExists(t.from.ram);
+            t.from.qemu = t.to.qemu;
+            t.from.socket = t.to.socket;
+            t.from.qmp = t.to.qmp;
+            t.from.ram = t.to.ram;
+        }
         old.close();
         if (old.console().firstMatch(Pattern.compile("dirty log of \\d+ bytes")).isEmpty()) {
             throw new AssertionError("the source's back-end never got a dirty log; see " + old.logFile());
         }
-        // The other guest's QEMU reconnects to the new back-end (it owns that path now).
-        next.console().await(Pattern.compile(Pattern.quote(other.socket + ": front-end connected")), null, timeout);
-        ConsoleLog.Hit pong = SoakGuests.awaitPong(m.qemu, 0, timeout);
-        SoakGuests.awaitPong(other.qemu, otherFrom, timeout);
-        SoakGuests.Transfer t = SoakGuests.awaitTransfer(sender.qemu, migrateSender ? 0 : otherFrom, sentMd5, timeout);
-        String afterwards = "destination guest answers pings (" + pong.matcher().group() + "), payload round "
-                + t.round() + " intact";
-        return new Round(gen, m.tag, (ended - began) / 1e9, ram, problems, srcQueues, afterwards);
+        // The migrated guests talk to each other through the new back-end, with nothing done inside them.
+        ConsoleLog.Hit pongR = SoakGuests.awaitPong(receiver.qemu, 0, timeout);
+        ConsoleLog.Hit pongS = SoakGuests.awaitPong(sender.qemu, 0, timeout);
+        SoakGuests.Transfer x = SoakGuests.awaitTransfer(sender.qemu, 0, sentMd5, timeout);
+        String afterwards = "on the destinations: pings answered (" + pongR.matcher().group() + " / "
+                + pongS.matcher().group() + "), payload round " + x.round() + " intact";
+        return new Round(gen, migrations, afterwards);
+    }
+
+    /** Compares one guest's source and destination, both paused after the migration completed. */
+    private Migration check(Target t) throws IOException, InterruptedException {
+        List<QueueStatus> srcQueues = new ArrayList<>();
+        List<QueueStatus> dstQueues = new ArrayList<>();
+        for (int q = 0; q < QUEUES; q++) {
+            srcQueues.add(QueueStatus.query(t.srcQmp, DEVICE, q, timeout));
+            dstQueues.add(QueueStatus.query(t.dstQmp, DEVICE, q, timeout));
+        }
+        GuestRam srcRam = GuestRam.open(t.from.ram);
+        GuestRam dstRam = GuestRam.open(t.to.ram);
+        RamComparison ram = RamComparison.compare(srcRam, dstRam, new PageClassifier(srcRam, srcQueues, packed));
+        return new Migration(t.from.tag, (t.ended - t.began) / 1e9, ram,
+                ringProblems(srcQueues, dstQueues, srcRam, dstRam), srcQueues);
     }
 
     /**
