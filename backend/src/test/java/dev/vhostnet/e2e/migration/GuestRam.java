@@ -65,6 +65,13 @@ final class GuestRam {
         return map.getLong((int) gpa);
     }
 
+    /** A copy of page n. */
+    byte[] page(long page) {
+        byte[] b = new byte[PAGE];
+        map.get((int) (page * PAGE), b);
+        return b;
+    }
+
     /** Whether page n holds the same bytes here and in {@code other}. */
     boolean samePage(GuestRam other, long page) {
         int at = (int) (page * PAGE);

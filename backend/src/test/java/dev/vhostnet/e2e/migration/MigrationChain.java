@@ -222,7 +222,9 @@ final class MigrationChain implements AutoCloseable {
             }
             for (Target t : targets) {
                 awaitMigration(t.dstQmp, t.from.tag + " destination"); // it has loaded everything
-                migrations.add(check(t));
+                Migration mig = check(t);
+                System.out.println("e2e: round " + gen + ": " + mig);
+                migrations.add(mig);
             }
             for (Target t : targets) {
                 expectReturn(t.dstQmp.execute("{\"execute\":\"cont\"}", timeout));
@@ -285,6 +287,7 @@ final class MigrationChain implements AutoCloseable {
         GuestRam srcRam = GuestRam.open(t.from.ram);
         GuestRam dstRam = GuestRam.open(t.to.ram);
         RamComparison ram = RamComparison.compare(srcRam, dstRam, new PageClassifier(srcRam, srcQueues, packed));
+        ram.dump(srcRam, dstRam, logDir.resolve("differing-" + t.to.config.name()));
         return new Migration(t.from.tag, (t.ended - t.began) / 1e9, ram,
                 ringProblems(srcQueues, dstQueues, srcRam, dstRam), srcQueues);
     }

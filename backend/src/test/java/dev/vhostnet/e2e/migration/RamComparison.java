@@ -1,5 +1,8 @@
 package dev.vhostnet.e2e.migration;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -34,6 +37,19 @@ record RamComparison(long pages, List<Long> differing, Map<String, Integer> byCl
             }
         }
         return new RamComparison(source.pages(), List.copyOf(differing), byClass, List.copyOf(samples));
+    }
+
+    /** Writes the first differing pages of both sides into {@code dir} (source-GPA.bin, dest-GPA.bin), if any. */
+    void dump(GuestRam source, GuestRam dest, Path dir) throws IOException {
+        if (differing.isEmpty()) {
+            return;
+        }
+        Files.createDirectories(dir);
+        for (long p : differing.subList(0, Math.min(differing.size(), 32))) {
+            String gpa = Long.toHexString(p * GuestRam.PAGE);
+            Files.write(dir.resolve("source-" + gpa + ".bin"), source.page(p));
+            Files.write(dir.resolve("dest-" + gpa + ".bin"), dest.page(p));
+        }
     }
 
     @Override
