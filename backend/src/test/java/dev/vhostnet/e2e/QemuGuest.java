@@ -15,8 +15,6 @@ import java.util.regex.Pattern;
 public final class QemuGuest implements AutoCloseable {
     /** Guest memory; it must be a shared memfd so the vhost-user back-end can map it. */
     private static final String MEMORY = "256M";
-    /** {@link #MEMORY} in bytes. */
-    public static final long MEMORY_BYTES = 256L << 20;
     /**
      * Lines after which waiting for a marker is pointless: the scenario, the kernel or QEMU gave
      * up. QEMU prefixes errors and warnings alike with its name; only errors count.
@@ -67,9 +65,22 @@ public final class QemuGuest implements AutoCloseable {
     }
 
     /**
-     * As {@link #boot(GuestImage, GuestConfig, Path, Extras)}, with guest RAM in {@code memoryFile} (shared,
-     * e.g. on /dev/shm) instead of an anonymous memfd, so a test can read the guest's RAM from outside
-     * (migration tests compare source and destination page by page). GPA n is at file offset n.
+     * Guest RAM of a migrated guest: {@link #MEMORY} plus 8 KiB, i.e. not a multiple of 256 KiB. QEMU 7.2
+     * syncs the migration dirty bitmap of a RAM block whose size is a multiple of 64 pages with a fast path
+     * that clears the dirty bits without resetting the TCG TLB entries that map those pages, so the vCPU's
+     * later stores through those entries are not tracked: the destination keeps stale copies of pages the
+     * guest itself wrote (lost updates: kernel list and slab corruption, "id N is not a head"). Upstream
+     * fixed it in QEMU 9.0 ("physmem: Fix migration dirty bitmap coherency with TCG memory access"); 7.2
+     * (Debian 12) has not. Any other size takes the per-page path, which resets the TLB for every page it
+     * clears. KVM guests are not affected (their dirty log comes from the kernel).
+     */
+    public static final String MIGRATION_MEMORY = "262152K";
+
+    /**
+     * As {@link #boot(GuestImage, GuestConfig, Path, Extras)}, with guest RAM ({@link #MIGRATION_MEMORY}) in
+     * {@code memoryFile} (shared, e.g. on /dev/shm) instead of an anonymous memfd, so a test can read the
+     * guest's RAM from outside (migration tests compare source and destination page by page). GPA n is at
+     * file offset n.
      */
     public static QemuGuest boot(GuestImage image, GuestConfig config, Path logDir, Extras extras, Path memoryFile)
             throws IOException {
@@ -77,7 +88,8 @@ public final class QemuGuest implements AutoCloseable {
         long start = System.nanoTime();
         List<String> cmd = command(image, config, extras);
         int i = cmd.indexOf("memory-backend-memfd,id=mem,size=" + MEMORY + ",share=on");
-        cmd.set(i, "memory-backend-file,id=mem,size=" + MEMORY + ",mem-path=" + memoryFile + ",share=on");
+        cmd.set(i, "memory-backend-file,id=mem,size=" + MIGRATION_MEMORY + ",mem-path=" + memoryFile + ",share=on");
+        cmd.set(cmd.indexOf("-m") + 1, MIGRATION_MEMORY);
         return new QemuGuest(config, ChildProcess.start("qemu-" + config.name(), cmd, log), start);
     }
 
