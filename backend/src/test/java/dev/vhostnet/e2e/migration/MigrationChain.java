@@ -284,12 +284,32 @@ final class MigrationChain implements AutoCloseable {
             srcQueues.add(QueueStatus.query(t.srcQmp, DEVICE, q, timeout));
             dstQueues.add(QueueStatus.query(t.dstQmp, DEVICE, q, timeout));
         }
+        List<String> problems = new ArrayList<>(negotiationProblems(t.srcQmp));
         GuestRam srcRam = GuestRam.open(t.from.ram);
         GuestRam dstRam = GuestRam.open(t.to.ram);
         RamComparison ram = RamComparison.compare(srcRam, dstRam, new PageClassifier(srcRam, srcQueues, packed));
         ram.dump(srcRam, dstRam, logDir.resolve("differing-" + t.to.config.name()));
-        return new Migration(t.from.tag, (t.ended - t.began) / 1e9, ram,
-                ringProblems(srcQueues, dstQueues, srcRam, dstRam), srcQueues);
+        problems.addAll(ringProblems(srcQueues, dstQueues, srcRam, dstRam));
+        return new Migration(t.from.tag, (t.ended - t.began) / 1e9, ram, problems, srcQueues);
+    }
+
+    /** The variant is what it claims: the guest's driver negotiated the ring format and buffers asked for. */
+    private List<String> negotiationProblems(Qmp qmp) throws IOException, InterruptedException {
+        String reply = qmp.execute("{\"execute\":\"x-query-virtio-status\",\"arguments\":{\"path\":\"" + DEVICE
+                + "\"}}", timeout);
+        int at = reply.indexOf("\"guest-features\"");
+        if (at < 0) {
+            return List.of("x-query-virtio-status: no guest features in " + reply);
+        }
+        String guest = reply.substring(at, reply.indexOf('}', at));
+        List<String> problems = new ArrayList<>();
+        if (guest.contains("VIRTIO_F_RING_PACKED") != packed) {
+            problems.add("the driver negotiated " + (packed ? "split" : "packed") + " rings: " + guest);
+        }
+        if (guest.contains("VIRTIO_NET_F_MRG_RXBUF") == nicProps.contains("mrg_rxbuf=off")) {
+            problems.add("mergeable RX buffers negotiated contrary to " + nicProps + ": " + guest);
+        }
+        return problems;
     }
 
     /**
