@@ -162,6 +162,7 @@ final class MigrationChain implements AutoCloseable {
     private static final class Target {
         final Placement from;
         final Placement to;
+        final Path sourceSocket;
         final int port;
         Qmp srcQmp;
         Qmp dstQmp;
@@ -171,6 +172,7 @@ final class MigrationChain implements AutoCloseable {
         Target(Placement from, Placement to, int port) {
             this.from = from;
             this.to = to;
+            this.sourceSocket = from.socket;
             this.port = port;
         }
     }
@@ -267,6 +269,23 @@ final class MigrationChain implements AutoCloseable {
         if (old.console().firstMatch(Pattern.compile("dirty log of \\d+ bytes")).isEmpty()) {
             throw new AssertionError("the source's back-end never got a dirty log; see " + old.logFile());
         }
+        // The positions the back-ends logged: the source's stop answer and the base the destination's back-end
+        // was given must be the one QEMU saved and migrated (for packed rings bit 15 is the wrap counter).
+        for (int i = 0; i < targets.size(); i++) {
+            Target t = targets.get(i);
+            for (QueueStatus q : migrations.get(i).source().subList(0, 2)) {
+                String src = t.sourceSocket + ": ring " + q.queue() + " stopped at ";
+                Pattern dst = Pattern.compile(Pattern.quote(t.to.socket + ": ring " + q.queue() + " started, size ")
+                        + "\\d+, base (\\d+)");
+                int stopped = loggedPosition(old, src);
+                int started = Integer.parseInt(next.console().await(dst, null, timeout).matcher().group(1));
+                int saved = q.lastAvailIdx() & 0x7FFF;
+                if ((stopped & 0x7FFF) != saved || (started & 0x7FFF) != saved) {
+                    migrations.get(i).ringProblems().add(String.format("q%d: source back-end stopped at %d, QEMU"
+                            + " saved %d, destination back-end started at %d", q.queue(), stopped, saved, started));
+                }
+            }
+        }
         // The migrated guests talk to each other through the new back-end, with nothing done inside them.
         ConsoleLog.Hit pongR = SoakGuests.awaitPong(receiver.qemu, 0, timeout);
         ConsoleLog.Hit pongS = SoakGuests.awaitPong(sender.qemu, 0, timeout);
@@ -274,6 +293,17 @@ final class MigrationChain implements AutoCloseable {
         String afterwards = "on the destinations: pings answered (" + pongR.matcher().group() + " / "
                 + pongS.matcher().group() + "), payload round " + x.round() + " intact";
         return new Round(gen, migrations, afterwards);
+    }
+
+    /** The last position {@code backend} logged after {@code prefix}, or -1. */
+    private static int loggedPosition(BackendProcess backend, String prefix) {
+        int found = -1;
+        Matcher m = Pattern.compile(Pattern.quote(prefix) + "(\\d+)").matcher(ConsoleLog.tail(backend.logFile(),
+                Integer.MAX_VALUE));
+        while (m.find()) {
+            found = Integer.parseInt(m.group(1));
+        }
+        return found;
     }
 
     /** Compares one guest's source and destination, both paused after the migration completed. */
