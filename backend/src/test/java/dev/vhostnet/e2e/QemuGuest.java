@@ -72,9 +72,10 @@ public final class QemuGuest implements AutoCloseable {
      * guest itself wrote (lost updates: kernel list and slab corruption, "id N is not a head"). Upstream
      * fixed it in QEMU 9.0 ("physmem: Fix migration dirty bitmap coherency with TCG memory access"); 7.2
      * (Debian 12) has not. Any other size takes the per-page path, which resets the TLB for every page it
-     * clears. KVM guests are not affected (their dirty log comes from the kernel).
+     * clears. KVM guests are not affected (their dirty log comes from the kernel). The property
+     * {@code vhostnet.e2e.migrationMemory} overrides it (e.g. 256M reproduces QEMU's lost updates).
      */
-    public static final String MIGRATION_MEMORY = "262152K";
+    public static final String MIGRATION_MEMORY = System.getProperty("vhostnet.e2e.migrationMemory", "262152K");
 
     /**
      * As {@link #boot(GuestImage, GuestConfig, Path, Extras)}, with guest RAM ({@link #MIGRATION_MEMORY}) in
