@@ -270,13 +270,14 @@ final class MigrationChain implements AutoCloseable {
             throw new AssertionError("the source's back-end never got a dirty log; see " + old.logFile());
         }
         // The positions the back-ends logged: the source's stop answer and the base the destination's back-end
-        // was given must be the one QEMU saved and migrated (for packed rings bit 15 is the wrap counter).
+        // was given must be the one QEMU saved and migrated. Compared in the low 15 bits: for packed rings bit 15
+        // is the avail wrap counter and the upper half the used position (the logged int may be negative).
         for (int i = 0; i < targets.size(); i++) {
             Target t = targets.get(i);
             for (QueueStatus q : migrations.get(i).source().subList(0, 2)) {
                 String src = t.sourceSocket + ": ring " + q.queue() + " stopped at ";
                 Pattern dst = Pattern.compile(Pattern.quote(t.to.socket + ": ring " + q.queue() + " started, size ")
-                        + "\\d+, base (\\d+)");
+                        + "\\d+, base (-?\\d+)");
                 int stopped = loggedPosition(old, src);
                 int started = Integer.parseInt(next.console().await(dst, null, timeout).matcher().group(1));
                 int saved = q.lastAvailIdx() & 0x7FFF;
@@ -298,7 +299,7 @@ final class MigrationChain implements AutoCloseable {
     /** The last position {@code backend} logged after {@code prefix}, or -1. */
     private static int loggedPosition(BackendProcess backend, String prefix) {
         int found = -1;
-        Matcher m = Pattern.compile(Pattern.quote(prefix) + "(\\d+)").matcher(ConsoleLog.tail(backend.logFile(),
+        Matcher m = Pattern.compile(Pattern.quote(prefix) + "(-?\\d+)").matcher(ConsoleLog.tail(backend.logFile(),
                 Integer.MAX_VALUE));
         while (m.find()) {
             found = Integer.parseInt(m.group(1));
