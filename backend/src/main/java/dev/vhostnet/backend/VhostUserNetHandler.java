@@ -972,7 +972,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         if (result != QueueError.NONE) {
             LOG.warning(name + ": ring " + index + " cannot start: " + result.description());
         } else {
-            LOG.fine(name + ": ring " + index + " started, size " + v.num + ", base " + v.base
+            LOG.info(name + ": ring " + index + " started, size " + v.num + ", base " + v.base
                 + (inflightRegion != null ? ", inflight tracked" : ""));
             if (inflightRegion != null) {
                 final int resubmits = dataplane.call(() -> port.queue(index).pendingResubmits());
@@ -1006,6 +1006,7 @@ public final class VhostUserNetHandler implements AutoCloseable {
         v.kick = null;
         v.started = false;
         v.base = base;
+        LOG.info(name + ": ring " + index + " stopped at " + base);
         return base;
     }
 

@@ -46,8 +46,21 @@ final class Qmp implements AutoCloseable {
             }
             Thread.sleep(100);
         }
-        SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
-        ch.connect(UnixDomainSocketAddress.of(socket));
+        SocketChannel ch;
+        while (true) {
+            ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+            try {
+                ch.connect(UnixDomainSocketAddress.of(socket));
+                break;
+            } catch (java.net.ConnectException e) {
+                // QEMU binds the socket file a moment before it listens on it.
+                ch.close();
+                if (System.nanoTime() > deadline) {
+                    throw e;
+                }
+                Thread.sleep(50);
+            }
+        }
         Qmp qmp = new Qmp(ch);
         try {
             qmp.readLine(timeout); // greeting

@@ -169,7 +169,12 @@ public final class GuestMemory implements AutoCloseable {
         return -1;
     }
 
-    /** Mark host range [host, host+len) dirty in {@code log}, splitting it at region boundaries. */
+    /**
+     * Mark host range [host, host+len) dirty in {@code log}, splitting it at region boundaries. The guest
+     * physical address comes from the region the host address lies in, which is exact also under a vIOMMU
+     * (where a ring's IOVA, and the log_guest_addr QEMU sends for it, is not a guest physical address).
+     * Bytes in no region are counted in the log and reported, never silently skipped.
+     */
     public void logWrite(final DirtyLog log, final long host, final long len) {
         long a = host;
         long remaining = len;
@@ -182,6 +187,7 @@ public final class GuestMemory implements AutoCloseable {
                 }
             }
             if (r < 0) {
+                log.outsideRegions(a, remaining);
                 return;
             }
             final long off = a - hostStart[r];
