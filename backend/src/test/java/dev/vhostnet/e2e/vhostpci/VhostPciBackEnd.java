@@ -15,11 +15,17 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 /**
  * For main's DPDK loop harness ({@code dev.vhostnet.e2e.dpdk}): our back-end as two processes joined over
  * vhost-pci, socket A served by the device side and socket B by the client side, both pinned like
  * {@link BackendUnderTest} (the device side does all the forwarding; the client side idles while delegated).
+ * {@link #start} returns once the two have joined: before that each drops what its front-end sends (no peer),
+ * which would end a {@code --tx-first} loop (its only burst lost); the client's first connect can come before
+ * the device side listens, and then it retries only a second later.
  */
 public final class VhostPciBackEnd implements VhostBackEnd {
     private static final Duration STOP_GRACE = Duration.ofSeconds(20);
@@ -36,10 +42,16 @@ public final class VhostPciBackEnd implements VhostBackEnd {
             throws IOException, InterruptedException {
         Path pci = sockets.a().resolveSibling("pci.sock");
         LoggedProcess device = launch("vhost-pci-device", sockets.a(), List.of("--vhost-pci-listen", pci.toString()),
-                extraArgs);
+                line -> { }, extraArgs);
         LoggedProcess client;
+        CountDownLatch joined = new CountDownLatch(1);
         try {
-            client = launch("vhost-pci-client", sockets.b(), List.of("--vhost-pci-connect", pci.toString()), extraArgs);
+            client = launch("vhost-pci-client", sockets.b(), List.of("--vhost-pci-connect", pci.toString()),
+                    line -> {
+                        if (line.contains("vhost-pci: connected to device side")) {
+                            joined.countDown();
+                        }
+                    }, extraArgs);
         } catch (IOException | RuntimeException e) {
             device.close();
             throw e;
@@ -48,6 +60,11 @@ public final class VhostPciBackEnd implements VhostBackEnd {
         try {
             sockets.awaitBoth(timeout, () -> device.isAlive() && client.isAlive(),
                     () -> "device: " + device.tail() + System.lineSeparator() + "client: " + client.tail());
+            if (!joined.await(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+                throw new IllegalStateException("the client did not join the device side within " + timeout
+                        + System.lineSeparator() + "device: " + device.tail() + System.lineSeparator() + "client: "
+                        + client.tail());
+            }
         } catch (RuntimeException | InterruptedException e) {
             b.close();
             throw e;
@@ -55,7 +72,8 @@ public final class VhostPciBackEnd implements VhostBackEnd {
         return b;
     }
 
-    private static LoggedProcess launch(String role, Path socket, List<String> roleArgs, String... extraArgs)
+    private static LoggedProcess launch(String role, Path socket, List<String> roleArgs,
+                                        Consumer<String> listener, String... extraArgs)
             throws IOException {
         List<String> command = new ArrayList<>(List.of("taskset", "-c", Integer.toString(CpuLayout.BACKEND_CORE),
                 Path.of(System.getProperty("java.home"), "bin", "java").toString()));
@@ -68,7 +86,7 @@ public final class VhostPciBackEnd implements VhostBackEnd {
         command.addAll(roleArgs);
         command.addAll(split(System.getProperty("e2e.backend.args", "")));
         command.addAll(Arrays.asList(extraArgs));
-        return LoggedProcess.start(role, command, E2eLogs.newLogFile(role), line -> { });
+        return LoggedProcess.start(role, command, E2eLogs.newLogFile(role), listener);
     }
 
     private static List<String> split(String args) {
