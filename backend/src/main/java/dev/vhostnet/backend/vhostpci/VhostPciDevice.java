@@ -26,6 +26,7 @@ import org.newsclub.net.unix.AFUNIXSocket;
 
 import java.io.IOException;
 import java.net.SocketException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;

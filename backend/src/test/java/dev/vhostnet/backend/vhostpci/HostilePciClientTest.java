@@ -54,14 +54,11 @@ class HostilePciClientTest {
     }
 
     /**
-     * The cases that need the vhost-pci transport to own its fds (more than junixsocket's 60 per message, no
-     * second close of received fds when a connection's socket closes). Another branch fixes that transport;
-     * until it is merged these fail here (fds left open; an epoll registration left behind by a kick fd closed
-     * twice makes the next session with the same eventfd fail its DEVICE_INFO ADD with BAD_RING).
+     * The cases that need the transport to own its fds: more than 60 per message (junixsocket's old limit), and
+     * no second close of received fds when a connection's socket closes (that left an epoll registration behind,
+     * so the next session with the same eventfd failed its DEVICE_INFO ADD with BAD_RING).
      */
     @TestFactory
-    @org.junit.jupiter.api.Disabled("needs the VhostPciChannel fd-ownership change of issue 10 (another branch); "
-        + "enable when it is merged")
     Stream<DynamicTest> hostileClientsNeedingTheFdOwnershipFix() {
         return run(HostilePciCases.fdTransport());
     }
