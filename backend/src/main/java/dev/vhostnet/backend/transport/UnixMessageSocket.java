@@ -1,5 +1,7 @@
 package dev.vhostnet.backend.transport;
 
+import dev.vhostnet.dataplane.sys.Errno;
+import dev.vhostnet.dataplane.sys.LibC;
 import dev.vhostnet.dataplane.sys.NativeScratch;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.newsclub.net.unix.AFUNIXSocket;
@@ -18,7 +20,7 @@ import java.util.concurrent.TimeUnit;
  * this class reads exactly what they ask for, hands every fd that arrives to the message's {@link FdSet}, and
  * bounds how long a peer can hold the connection (see {@link SocketTimeouts}).
  *
- * <p>It calls recvmsg/sendmsg itself (see {@link SocketCalls} for why not junixsocket's streams): the ancillary
+ * <p>It calls recvmsg/sendmsg itself (see {@link LibC#recvmsg} for why not junixsocket's streams): the ancillary
  * buffer holds the kernel's maximum of {@value #MAX_FDS} fds, fds are received close-on-exec and owned from the
  * moment they arrive (nothing else remembers them, so nothing closes them behind our back), and when the kernel
  * still truncates the ancillary data (MSG_CTRUNC: no fd slot left in this process) the fds it did install are
@@ -72,7 +74,7 @@ public final class UnixMessageSocket implements Closeable {
 
     /** CMSG_SPACE for {@code fds} ints. */
     private static int controlSpace(final int fds) {
-        return (int) SocketCalls.align(SocketCalls.CMSG_HEADER + 4L * fds);
+        return (int) MsgHdr.align(MsgHdr.CMSG_HEADER + 4L * fds);
     }
 
     /**
@@ -85,12 +87,12 @@ public final class UnixMessageSocket implements Closeable {
         final int number = FileDescriptorCast.using(original).as(Integer.class);
         final int copy;
         try {
-            copy = SocketCalls.INSTANCE.dup(number);
+            copy = LibC.INSTANCE.dup(number);
         } finally {
             new FileInputStream(original).close();
         }
         if (copy < 0) {
-            throw new IOException("dup of the socket: " + errnoName(SocketCalls.errno()));
+            throw new IOException("dup of the socket: " + Errno.describe(LibC.errno()));
         }
         return new UnixMessageSocket(copy, timeouts, MAX_FDS);
     }
@@ -101,12 +103,12 @@ public final class UnixMessageSocket implements Closeable {
      */
     public static UnixMessageSocket adopt(final int fd, final SocketTimeouts timeouts) throws IOException {
         final NativeScratch option = new NativeScratch(16);
-        for (final int[] expected : new int[][] {{SocketCalls.SO_DOMAIN, SocketCalls.AF_UNIX},
-            {SocketCalls.SO_TYPE, SocketCalls.SOCK_STREAM}}) {
+        for (final int[] expected : new int[][] {{LibC.SO_DOMAIN, LibC.AF_UNIX},
+            {LibC.SO_TYPE, LibC.SOCK_STREAM}}) {
             option.buffer().putInt(8, 4);
-            if (SocketCalls.INSTANCE.getsockopt(fd, SocketCalls.SOL_SOCKET, expected[0], option.address(),
+            if (LibC.INSTANCE.getsockopt(fd, LibC.SOL_SOCKET, expected[0], option.address(),
                 option.address() + 8) < 0) {
-                throw new IOException("fd " + fd + " is not a socket (" + errnoName(SocketCalls.errno()) + ")");
+                throw new IOException("fd " + fd + " is not a socket (" + Errno.describe(LibC.errno()) + ")");
             }
             if (option.buffer().getInt(0) != expected[1]) {
                 throw new IOException("fd " + fd + " is not an AF_UNIX stream socket");
@@ -121,9 +123,9 @@ public final class UnixMessageSocket implements Closeable {
      */
     public static UnixMessageSocket[] pair(final SocketTimeouts timeouts, final int maxFdsPerRead) throws IOException {
         final NativeScratch sv = new NativeScratch(8);
-        if (SocketCalls.INSTANCE.socketpair(SocketCalls.AF_UNIX, SocketCalls.SOCK_STREAM | 0x80000 /* CLOEXEC */, 0,
+        if (LibC.INSTANCE.socketpair(LibC.AF_UNIX, LibC.SOCK_STREAM | LibC.SOCK_CLOEXEC, 0,
             sv.address()) < 0) {
-            throw new IOException("socketpair: " + errnoName(SocketCalls.errno()));
+            throw new IOException("socketpair: " + Errno.describe(LibC.errno()));
         }
         return new UnixMessageSocket[] {
             new UnixMessageSocket(sv.buffer().getInt(0), timeouts, maxFdsPerRead),
@@ -182,18 +184,18 @@ public final class UnixMessageSocket implements Closeable {
             }
             final Syscall s = receive;
             final UnsafeBuffer h = s.header.buffer();
-            final long iov = s.header.address() + SocketCalls.MSGHDR_SIZE;
+            final long iov = s.header.address() + MsgHdr.MSGHDR_SIZE;
             final int chunk = Math.min(len, CHUNK);
             while (true) {
-                h.setMemory(0, SocketCalls.MSGHDR_SIZE + SocketCalls.IOVEC_SIZE, (byte) 0);
-                h.putLong(SocketCalls.MSGHDR_SIZE, s.data.address());
-                h.putLong(SocketCalls.MSGHDR_SIZE + 8, chunk);
-                h.putLong(SocketCalls.MSGHDR_IOV, iov);
-                h.putLong(SocketCalls.MSGHDR_IOVLEN, 1);
-                h.putLong(SocketCalls.MSGHDR_CONTROL, s.control.address());
-                h.putLong(SocketCalls.MSGHDR_CONTROLLEN, controlCapacity);
-                final long n = SocketCalls.INSTANCE.recvmsg(fd, s.header.address(),
-                    SocketCalls.MSG_DONTWAIT | SocketCalls.MSG_CMSG_CLOEXEC);
+                h.setMemory(0, MsgHdr.MSGHDR_SIZE + MsgHdr.IOVEC_SIZE, (byte) 0);
+                h.putLong(MsgHdr.MSGHDR_SIZE, s.data.address());
+                h.putLong(MsgHdr.MSGHDR_SIZE + 8, chunk);
+                h.putLong(MsgHdr.MSGHDR_IOV, iov);
+                h.putLong(MsgHdr.MSGHDR_IOVLEN, 1);
+                h.putLong(MsgHdr.MSGHDR_CONTROL, s.control.address());
+                h.putLong(MsgHdr.MSGHDR_CONTROLLEN, controlCapacity);
+                final long n = LibC.INSTANCE.recvmsg(fd, s.header.address(),
+                    LibC.MSG_DONTWAIT | LibC.MSG_CMSG_CLOEXEC);
                 if (n >= 0) {
                     collectFds(h, s.control.buffer(), fds);
                     if (n == 0) {
@@ -206,12 +208,12 @@ public final class UnixMessageSocket implements Closeable {
                     s.data.buffer().getBytes(0, into, off, (int) n);
                     return (int) n;
                 }
-                final int errno = SocketCalls.errno();
-                if (errno == SocketCalls.EAGAIN) {
-                    awaitReady(SocketCalls.POLLIN, deadline, limitMillis, where);
-                } else if (errno != SocketCalls.EINTR) {
+                final int errno = LibC.errno();
+                if (errno == LibC.EAGAIN) {
+                    awaitReady(LibC.POLLIN, deadline, limitMillis, where);
+                } else if (errno != LibC.EINTR) {
                     final String why = failure;
-                    throw new IOException(why != null ? why : "recvmsg: " + errnoName(errno));
+                    throw new IOException(why != null ? why : "recvmsg: " + Errno.describe(errno));
                 }
             }
         } finally {
@@ -221,28 +223,28 @@ public final class UnixMessageSocket implements Closeable {
 
     /** Every fd of every SCM_RIGHTS header into {@code fds} (or closed, without one); MSG_CTRUNC marks them lost. */
     private static void collectFds(final UnsafeBuffer header, final UnsafeBuffer control, final FdSet fds) {
-        final long length = header.getLong(SocketCalls.MSGHDR_CONTROLLEN);
+        final long length = header.getLong(MsgHdr.MSGHDR_CONTROLLEN);
         int at = 0;
-        while (at + SocketCalls.CMSG_HEADER <= length) {
+        while (at + MsgHdr.CMSG_HEADER <= length) {
             final long cmsgLength = control.getLong(at);
-            if (cmsgLength < SocketCalls.CMSG_HEADER || cmsgLength > length - at) {
+            if (cmsgLength < MsgHdr.CMSG_HEADER || cmsgLength > length - at) {
                 break;
             }
-            if (control.getInt(at + SocketCalls.CMSG_LEVEL) == SocketCalls.SOL_SOCKET
-                && control.getInt(at + SocketCalls.CMSG_TYPE) == SocketCalls.SCM_RIGHTS) {
-                final int n = (int) ((cmsgLength - SocketCalls.CMSG_HEADER) / 4);
+            if (control.getInt(at + MsgHdr.CMSG_LEVEL) == LibC.SOL_SOCKET
+                && control.getInt(at + MsgHdr.CMSG_TYPE) == LibC.SCM_RIGHTS) {
+                final int n = (int) ((cmsgLength - MsgHdr.CMSG_HEADER) / 4);
                 for (int i = 0; i < n; i++) {
-                    final int received = control.getInt(at + SocketCalls.CMSG_HEADER + 4 * i);
+                    final int received = control.getInt(at + MsgHdr.CMSG_HEADER + 4 * i);
                     if (fds != null) {
                         fds.add(received);
                     } else {
-                        SocketCalls.INSTANCE.close(received);
+                        LibC.INSTANCE.close(received);
                     }
                 }
             }
-            at += (int) SocketCalls.align(cmsgLength);
+            at += (int) MsgHdr.align(cmsgLength);
         }
-        if ((header.getInt(SocketCalls.MSGHDR_FLAGS) & SocketCalls.MSG_CTRUNC) != 0 && fds != null) {
+        if ((header.getInt(MsgHdr.MSGHDR_FLAGS) & LibC.MSG_CTRUNC) != 0 && fds != null) {
             fds.markLost();
         }
     }
@@ -265,46 +267,46 @@ public final class UnixMessageSocket implements Closeable {
                 final long deadline = System.nanoTime() + timeouts.send().toNanos();
                 final Syscall s = send;
                 final UnsafeBuffer h = s.header.buffer();
-                final long iov = s.header.address() + SocketCalls.MSGHDR_SIZE;
+                final long iov = s.header.address() + MsgHdr.MSGHDR_SIZE;
                 int done = 0;
                 boolean fdsSent = fdCount == 0;
                 while (done < len) {
                     final int chunk = Math.min(len - done, CHUNK);
                     s.data.buffer().putBytes(0, bytes, off + done, chunk);
-                    h.setMemory(0, SocketCalls.MSGHDR_SIZE + SocketCalls.IOVEC_SIZE, (byte) 0);
-                    h.putLong(SocketCalls.MSGHDR_SIZE, s.data.address());
-                    h.putLong(SocketCalls.MSGHDR_SIZE + 8, chunk);
-                    h.putLong(SocketCalls.MSGHDR_IOV, iov);
-                    h.putLong(SocketCalls.MSGHDR_IOVLEN, 1);
+                    h.setMemory(0, MsgHdr.MSGHDR_SIZE + MsgHdr.IOVEC_SIZE, (byte) 0);
+                    h.putLong(MsgHdr.MSGHDR_SIZE, s.data.address());
+                    h.putLong(MsgHdr.MSGHDR_SIZE + 8, chunk);
+                    h.putLong(MsgHdr.MSGHDR_IOV, iov);
+                    h.putLong(MsgHdr.MSGHDR_IOVLEN, 1);
                     if (!fdsSent) {
                         final UnsafeBuffer c = s.control.buffer();
-                        c.putLong(0, SocketCalls.CMSG_HEADER + 4L * fdCount);
-                        c.putInt(SocketCalls.CMSG_LEVEL, SocketCalls.SOL_SOCKET);
-                        c.putInt(SocketCalls.CMSG_TYPE, SocketCalls.SCM_RIGHTS);
+                        c.putLong(0, MsgHdr.CMSG_HEADER + 4L * fdCount);
+                        c.putInt(MsgHdr.CMSG_LEVEL, LibC.SOL_SOCKET);
+                        c.putInt(MsgHdr.CMSG_TYPE, LibC.SCM_RIGHTS);
                         for (int i = 0; i < fdCount; i++) {
-                            c.putInt(SocketCalls.CMSG_HEADER + 4 * i, fds[i]);
+                            c.putInt(MsgHdr.CMSG_HEADER + 4 * i, fds[i]);
                         }
-                        h.putLong(SocketCalls.MSGHDR_CONTROL, s.control.address());
-                        h.putLong(SocketCalls.MSGHDR_CONTROLLEN, controlSpace(fdCount));
+                        h.putLong(MsgHdr.MSGHDR_CONTROL, s.control.address());
+                        h.putLong(MsgHdr.MSGHDR_CONTROLLEN, controlSpace(fdCount));
                     }
-                    final long n = SocketCalls.INSTANCE.sendmsg(fd, s.header.address(),
-                        SocketCalls.MSG_DONTWAIT | SocketCalls.MSG_NOSIGNAL);
+                    final long n = LibC.INSTANCE.sendmsg(fd, s.header.address(),
+                        LibC.MSG_DONTWAIT | LibC.MSG_NOSIGNAL);
                     if (n > 0) {
                         done += (int) n;
                         fdsSent = true;
                         continue;
                     }
-                    final int errno = n < 0 ? SocketCalls.errno() : SocketCalls.EAGAIN;
-                    if (errno == SocketCalls.EAGAIN) {
+                    final int errno = n < 0 ? LibC.errno() : LibC.EAGAIN;
+                    if (errno == LibC.EAGAIN) {
                         try {
-                            awaitReady(SocketCalls.POLLOUT, deadline, timeouts.send().toMillis(),
+                            awaitReady(LibC.POLLOUT, deadline, timeouts.send().toMillis(),
                                 "without reading what we send");
                         } catch (final PeerTimeoutException e) {
                             fail(e.getMessage());
                             throw e;
                         }
-                    } else if (errno != SocketCalls.EINTR) {
-                        throw new IOException("sendmsg: " + errnoName(errno));
+                    } else if (errno != LibC.EINTR) {
+                        throw new IOException("sendmsg: " + Errno.describe(errno));
                     }
                 }
             } finally {
@@ -315,8 +317,8 @@ public final class UnixMessageSocket implements Closeable {
 
     private void awaitReady(final short events, final long deadline, final long limitMillis, final String where)
         throws IOException {
-        final NativeScratch scratch = events == SocketCalls.POLLIN ? receive.header : send.header;
-        final int pollfd = SocketCalls.MSGHDR_SIZE + SocketCalls.IOVEC_SIZE;
+        final NativeScratch scratch = events == LibC.POLLIN ? receive.header : send.header;
+        final int pollfd = MsgHdr.MSGHDR_SIZE + MsgHdr.IOVEC_SIZE;
         while (true) {
             final int waitMillis;
             if (deadline == NO_DEADLINE) {
@@ -331,12 +333,12 @@ public final class UnixMessageSocket implements Closeable {
             scratch.buffer().putInt(pollfd, fd);
             scratch.buffer().putShort(pollfd + 4, events);
             scratch.buffer().putShort(pollfd + 6, (short) 0);
-            final int rc = SocketCalls.INSTANCE.poll(scratch.address() + pollfd, 1, waitMillis);
+            final int rc = LibC.INSTANCE.poll(scratch.address() + pollfd, 1, waitMillis);
             if (rc > 0) {
                 return; // readable, writable, hung up or failed: the next call says which
             }
-            if (rc < 0 && SocketCalls.errno() != SocketCalls.EINTR) {
-                throw new IOException("poll: " + errnoName(SocketCalls.errno()));
+            if (rc < 0 && LibC.errno() != LibC.EINTR) {
+                throw new IOException("poll: " + Errno.describe(LibC.errno()));
             }
         }
     }
@@ -347,7 +349,7 @@ public final class UnixMessageSocket implements Closeable {
     public void shutdownOutput() throws IOException {
         enter();
         try {
-            SocketCalls.INSTANCE.shutdown(fd, SocketCalls.SHUT_WR);
+            LibC.INSTANCE.shutdown(fd, LibC.SHUT_WR);
         } finally {
             exit();
         }
@@ -364,7 +366,7 @@ public final class UnixMessageSocket implements Closeable {
             failure = why;
         }
         if (!released) {
-            SocketCalls.INSTANCE.shutdown(fd, SocketCalls.SHUT_RDWR);
+            LibC.INSTANCE.shutdown(fd, LibC.SHUT_RDWR);
         }
     }
 
@@ -383,7 +385,7 @@ public final class UnixMessageSocket implements Closeable {
     private void releaseIfUnused() {
         if (closing && users == 0 && !released) {
             released = true;
-            SocketCalls.INSTANCE.close(fd);
+            LibC.INSTANCE.close(fd);
         }
     }
 
@@ -394,20 +396,8 @@ public final class UnixMessageSocket implements Closeable {
         }
         closing = true;
         if (!released) {
-            SocketCalls.INSTANCE.shutdown(fd, SocketCalls.SHUT_RDWR);
+            LibC.INSTANCE.shutdown(fd, LibC.SHUT_RDWR);
         }
         releaseIfUnused();
-    }
-
-    private static String errnoName(final int errno) {
-        switch (errno) {
-            case 9: return "EBADF";
-            case 24: return "EMFILE";
-            case 32: return "EPIPE";
-            case 88: return "ENOTSOCK";
-            case 104: return "ECONNRESET";
-            case 107: return "ENOTCONN";
-            default: return "errno " + errno;
-        }
     }
 }

@@ -1,11 +1,11 @@
 package dev.vhostnet.dataplane.sys;
 
 /** Human-readable names for the errno values the back-end is likely to meet. */
-final class Errno {
+public final class Errno {
     private Errno() {
     }
 
-    static String describe(final int errno) {
+    public static String describe(final int errno) {
         switch (errno) {
             case 1: return "EPERM";
             case 2: return "ENOENT";
@@ -20,9 +20,12 @@ final class Errno {
             case 22: return "EINVAL";
             case 24: return "EMFILE";
             case 28: return "ENOSPC";
+            case 32: return "EPIPE";
             case 38: return "ENOSYS";
             case 75: return "EOVERFLOW";
             case 88: return "ENOTSOCK";
+            case 104: return "ECONNRESET";
+            case 107: return "ENOTCONN";
             default: return "errno " + errno;
         }
     }

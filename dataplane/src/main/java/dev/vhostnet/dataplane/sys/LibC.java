@@ -52,6 +52,22 @@ public interface LibC {
     int SOL_SOCKET = 1;
     int SO_ACCEPTCONN = 30;
     int SO_TYPE = 3;
+    int SO_DOMAIN = 39;
+    int SCM_RIGHTS = 1;
+    int AF_UNIX = 1;
+    int SOCK_STREAM = 1;
+    int SOCK_CLOEXEC = 0x80000;
+
+    int MSG_CTRUNC = 0x8;
+    int MSG_DONTWAIT = 0x40;
+    int MSG_NOSIGNAL = 0x4000;
+    int MSG_CMSG_CLOEXEC = 0x40000000;
+
+    short POLLIN = 0x1;
+    short POLLOUT = 0x4;
+
+    int SHUT_WR = 1;
+    int SHUT_RDWR = 2;
 
     int EAGAIN = 11;
     int EINTR = 4;
@@ -103,6 +119,25 @@ public interface LibC {
 
     @SaveError
     int getsockopt(int fd, int level, int optname, long optval, long optlen);
+
+    /**
+     * The vhost-user and vhost-pci transports receive and send fds with these instead of junixsocket's, whose
+     * receive path caps the ancillary buffer at 60 fds and loses the fds the kernel installed when it truncates.
+     */
+    @SaveError
+    long recvmsg(int fd, long msghdr, int flags);
+
+    @SaveError
+    long sendmsg(int fd, long msghdr, int flags);
+
+    @SaveError
+    int poll(long fds, long nfds, int timeoutMillis);
+
+    @SaveError
+    int shutdown(int fd, int how);
+
+    @SaveError
+    int socketpair(int domain, int type, int protocol, long sv);
 
     @SaveError
     int sched_setaffinity(int pid, long cpusetsize, long mask);
