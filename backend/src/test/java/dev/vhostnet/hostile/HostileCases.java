@@ -30,10 +30,7 @@ import java.util.Random;
 
 import static dev.vhostnet.frontend.VhostUserFrontend.u64;
 import static dev.vhostnet.frontend.VhostUserFrontend.vringState;
-import static dev.vhostnet.spec.SplitRingLayout.DESC_F_INDIRECT;
-import static dev.vhostnet.spec.SplitRingLayout.DESC_F_NEXT;
 import static dev.vhostnet.spec.SplitRingLayout.DESC_F_WRITE;
-import static dev.vhostnet.spec.SplitRingLayout.DESC_SIZE;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -532,107 +529,12 @@ final class HostileCases {
     // ---------------------------------------------------------------------------------------------
     // Live traffic: the guest writes garbage into its rings while the back-end forwards
 
-    /** What the guest does to its TX ring once traffic flows. */
-    private interface RingAbuse {
-        void run(VirtioNetDriver a, DriverSplitQueue tx, GuestMemoryImage memory);
-    }
-
     private static void liveDescriptors(final List<Case> cases) {
-        live(cases, "avail ring entry beyond the queue size", QueueError.HEAD_OUT_OF_RANGE, (a, tx, m) -> tx.pushAvail(tx.size() + 3));
-        live(cases, "avail ring entry 0xFFFF", QueueError.HEAD_OUT_OF_RANGE, (a, tx, m) -> tx.pushAvail(0xFFFF));
-        live(cases, "next index beyond the table", QueueError.NEXT_OUT_OF_RANGE, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, frame(m), 64, DESC_F_NEXT, 4000);
-            tx.pushAvail(D);
-        });
-        live(cases, "descriptor loop", QueueError.CHAIN_TOO_LONG, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, frame(m), 64, DESC_F_NEXT, D + 1);
-            tx.writeRawDescriptor(D + 1, frame(m), 64, DESC_F_NEXT, D);
-            tx.pushAvail(D);
-        });
-        live(cases, "descriptor pointing at itself", QueueError.CHAIN_TOO_LONG, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, frame(m), 64, DESC_F_NEXT, D);
-            tx.pushAvail(D);
-        });
-        live(cases, "buffer outside guest memory", QueueError.BUFFER_UNMAPPED, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, m.gpa(m.size()) + 4096, 64, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "buffer address + length wrapping around 2^64", QueueError.BUFFER_UNMAPPED, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, -16L, 64, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "buffer length 2^32-1 running past the end of memory", QueueError.BUFFER_UNMAPPED, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, m.gpa(m.size() - 4096), -1, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "buffer at a front-end virtual address", QueueError.BUFFER_UNMAPPED, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, m.uva(0x100000), 64, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "device-readable after device-writable", QueueError.READABLE_AFTER_WRITABLE, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, frame(m), 64, DESC_F_NEXT | DESC_F_WRITE, D + 1);
-            tx.writeRawDescriptor(D + 1, frame(m), 64, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "indirect table with the NEXT flag", QueueError.INDIRECT_WITH_NEXT, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, table(m, 2), 32, DESC_F_INDIRECT | DESC_F_NEXT, D + 1);
-            tx.writeRawDescriptor(D + 1, frame(m), 64, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "nested indirect table", QueueError.NESTED_INDIRECT, (a, tx, m) -> {
-            final long inner = table(m, 1);
-            final long outer = table(m, 1);
-            m.buffer().putLong((int) (outer - m.gpaBase()), inner);
-            m.buffer().putInt((int) (outer - m.gpaBase()) + 8, 16);
-            m.buffer().putShort((int) (outer - m.gpaBase()) + 12, (short) DESC_F_INDIRECT);
-            tx.writeRawDescriptor(D, outer, 16, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        for (final int len : new int[] {0, 24, DESC_SIZE * 32768 + DESC_SIZE, Integer.MIN_VALUE}) {
-            live(cases, "indirect table of " + Integer.toUnsignedString(len) + " bytes", QueueError.BAD_INDIRECT_SIZE, (a, tx, m) -> {
-                tx.writeRawDescriptor(D, table(m, 2), len, DESC_F_INDIRECT, 0);
-                tx.pushAvail(D);
-            });
+        for (final DescriptorAbuse abuse : DescriptorAbuse.catalogue()) {
+            final VirtioNetDriver.Options options = abuse.indirect() ? VirtioNetDriver.Options.defaults()
+                : VirtioNetDriver.Options.defaults().indirect(false);
+            cases.add(new Case("live: " + abuse.name(), arena -> liveAttack(arena, options, abuse)));
         }
-        live(cases, "indirect table outside guest memory", QueueError.INDIRECT_UNMAPPED, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, m.gpa(m.size()) + 65536, 64, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "indirect table running past the end of memory", QueueError.INDIRECT_UNMAPPED, (a, tx, m) -> {
-            tx.writeRawDescriptor(D, m.gpa(m.size() - 32), 64, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "loop inside an indirect table", QueueError.CHAIN_TOO_LONG, (a, tx, m) -> {
-            final long t = table(m, 2);
-            final int at = (int) (t - m.gpaBase());
-            for (int i = 0; i < 2; i++) {
-                m.buffer().putLong(at + i * 16, frame(m));
-                m.buffer().putInt(at + i * 16 + 8, 32);
-                m.buffer().putShort(at + i * 16 + 12, (short) DESC_F_NEXT);
-                m.buffer().putShort(at + i * 16 + 14, (short) (1 - i));
-            }
-            tx.writeRawDescriptor(D, t, 32, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "next index beyond an indirect table", QueueError.NEXT_OUT_OF_RANGE, (a, tx, m) -> {
-            final long t = table(m, 2);
-            final int at = (int) (t - m.gpaBase());
-            m.buffer().putLong(at, frame(m));
-            m.buffer().putInt(at + 8, 32);
-            m.buffer().putShort(at + 12, (short) DESC_F_NEXT);
-            m.buffer().putShort(at + 14, (short) 2);
-            tx.writeRawDescriptor(D, t, 32, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "available index jumping by queue size + 1", QueueError.AVAIL_IDX_JUMP,
-            (a, tx, m) -> tx.setAvailIdx(tx.availIdx() + tx.size() + 1));
-        live(cases, "available index going backwards", QueueError.AVAIL_IDX_JUMP, (a, tx, m) -> tx.setAvailIdx(tx.availIdx() - 1));
-        cases.add(new Case("indirect descriptor without RING_INDIRECT_DESC", arena -> {
-            liveAttack(arena, VirtioNetDriver.Options.defaults().indirect(false), QueueError.INDIRECT_NOT_NEGOTIATED, (a, tx, m) -> {
-                tx.writeRawDescriptor(D, table(m, 1), 16, DESC_F_INDIRECT, 0);
-                tx.pushAvail(D);
-            });
-        }));
         cases.add(new Case("receive buffer outside guest memory", arena -> {
             try (VirtioNetDriver a = arena.startA()) {
                 a.postRxBuffers(4, 2048);
@@ -659,7 +561,7 @@ final class HostileCases {
                 a.postRxBuffers(4, 2048);
                 arena.exchange(a);
                 final long errors = arena.backend().counter(Arena.PORT_A, TX, QueueCounters.ERRORS);
-                a.tx().add(List.of(DriverSplitQueue.Segment.writable(frame(a.memory()), 64)), false);
+                a.tx().add(List.of(DriverSplitQueue.Segment.writable(DescriptorAbuse.frame(a.memory()), 64)), false);
                 a.tx().publish();
                 arena.backend().awaitCounter(Arena.PORT_A, TX, QueueCounters.ERRORS, errors + 1);
                 assertTrue(arena.backend().queue(Arena.PORT_A, TX).isRunning(), "a bad frame is dropped, not fatal");
@@ -690,25 +592,21 @@ final class HostileCases {
         }));
     }
 
-    private static void live(final List<Case> cases, final String name, final QueueError expected, final RingAbuse abuse) {
-        cases.add(new Case("live: " + name, arena -> liveAttack(arena, VirtioNetDriver.Options.defaults(), expected, abuse)));
-    }
-
     /**
-     * A well-behaved start (frames both ways), then the abuse on A's TX ring: that queue breaks with
-     * {@code expected}, one log line, DEVICE_NEEDS_RESET; A's receive queue and B go on.
+     * A well-behaved start (frames both ways), then the abuse on A's TX ring: that queue breaks with the
+     * abuse's error, one log line, DEVICE_NEEDS_RESET; A's receive queue and B go on.
      */
-    private static void liveAttack(final Arena arena, final VirtioNetDriver.Options options, final QueueError expected,
-                                   final RingAbuse abuse) throws IOException {
+    private static void liveAttack(final Arena arena, final VirtioNetDriver.Options options, final DescriptorAbuse abuse)
+        throws IOException {
         try (VirtioNetDriver a = arena.startA(options)) {
             a.postRxBuffers(8, 2048);
             arena.exchange(a);
             assertEquals(0, a.frontend().getStatus() & 64, "no DEVICE_NEEDS_RESET before the abuse");
             final int lines = arena.brokenQueueLines().size();
-            abuse.run(a, a.tx(), a.memory());
+            abuse.abuse().run(a.tx(), a.memory(), D);
             a.tx().publish();
             a.tx().kick();
-            arena.awaitBroken(TX, expected, lines);
+            arena.awaitBroken(TX, abuse.expected(), lines);
             assertEquals(64, a.frontend().getStatus() & 64, "GET_STATUS reports DEVICE_NEEDS_RESET");
             // The other queue of the same device goes on: B's frames still arrive at A.
             final byte[] f = dev.vhostnet.backend.Frames.frame(dev.vhostnet.backend.InProcessBackend.MAC_A,
@@ -724,16 +622,6 @@ final class HostileCases {
         while (a.receive(Duration.ZERO) != null) {
             // nothing expected
         }
-    }
-
-    /** Guest physical address of a fresh 64-byte buffer holding a frame header (for chains built by hand). */
-    private static long frame(final GuestMemoryImage m) {
-        return m.gpa(m.allocate(64, 16));
-    }
-
-    /** Guest physical address of a fresh zeroed indirect table of {@code n} descriptors. */
-    private static long table(final GuestMemoryImage m, final int n) {
-        return m.gpa(m.allocate((long) DESC_SIZE * n, 16));
     }
 
     // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import dev.vhostnet.frontend.Await;
 import dev.vhostnet.frontend.DriverSplitQueue;
 import dev.vhostnet.frontend.GuestMemoryImage;
 import dev.vhostnet.frontend.GuestMemoryImage.MemoryRegion;
+import dev.vhostnet.hostile.DescriptorAbuse;
 import dev.vhostnet.spec.VirtioFeature;
 import dev.vhostnet.spec.VirtioNetFeature;
 import dev.vhostnet.spec.vhostpci.AckMessage;
@@ -35,10 +36,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
 
-import static dev.vhostnet.spec.SplitRingLayout.DESC_F_INDIRECT;
-import static dev.vhostnet.spec.SplitRingLayout.DESC_F_NEXT;
 import static dev.vhostnet.spec.SplitRingLayout.DESC_F_WRITE;
-import static dev.vhostnet.spec.SplitRingLayout.DESC_SIZE;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -1003,35 +1001,18 @@ final class HostilePciCases {
 
     // ---- live descriptors: the client's guest writes garbage into its rings -----------------------------------
 
-    /** What the client's guest does to its TX ring once traffic flows. */
-    private interface RingAbuse {
-        void run(ClientGuest g, DriverSplitQueue tx, GuestMemoryImage m);
-    }
-
-    private static long frame(final GuestMemoryImage m) {
-        return m.gpa(m.allocate(64, 16));
-    }
-
-    private static long table(final GuestMemoryImage m, final int n) {
-        return m.gpa(m.allocate((long) DESC_SIZE * n, 16));
-    }
-
-    private static void live(final List<Case> cases, final String name, final QueueError expected, final RingAbuse abuse) {
-        live(cases, name, F | INDIRECT, expected, abuse);
-    }
-
     /**
      * The client's device runs and a frame went each way; then the abuse on its TX ring: that queue breaks with
-     * {@code expected} while its RX queue still receives from our front-end and the connection is served.
+     * the abuse's error while its RX queue still receives from our front-end and the connection is served.
      */
-    private static void live(final List<Case> cases, final String name, final long features, final QueueError expected,
-                             final RingAbuse abuse) {
-        add(cases, "live: " + name, arena -> {
+    private static void live(final List<Case> cases, final DescriptorAbuse abuse) {
+        final long features = abuse.indirect() ? F | INDIRECT : F;
+        add(cases, "live: " + abuse.name(), arena -> {
             try (ClientGuest g = new ClientGuest(); HostileClient c = running(arena, g, features)) {
-                abuse.run(g, g.tx, g.memory);
+                abuse.abuse().run(g.tx, g.memory, D);
                 g.tx.publish();
                 g.tx.kick();
-                arena.awaitBroken(c, TX, expected);
+                arena.awaitBroken(c, TX, abuse.expected());
                 final long rxBuf = g.postReceive();
                 final int used = g.rx.usedIdx();
                 final byte[] f = VhostPciPeerModeTest.frame(PeerBackend.MAC_C, PeerBackend.MAC_D, 300, 77);
@@ -1045,98 +1026,9 @@ final class HostilePciCases {
     }
 
     private static void liveDescriptors(final List<Case> cases) {
-        live(cases, "avail ring entry beyond the queue size", QueueError.HEAD_OUT_OF_RANGE, (g, tx, m) -> tx.pushAvail(tx.size() + 3));
-        live(cases, "avail ring entry 0xFFFF", QueueError.HEAD_OUT_OF_RANGE, (g, tx, m) -> tx.pushAvail(0xFFFF));
-        live(cases, "next index beyond the table", QueueError.NEXT_OUT_OF_RANGE, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, frame(m), 64, DESC_F_NEXT, 4000);
-            tx.pushAvail(D);
-        });
-        live(cases, "descriptor loop", QueueError.CHAIN_TOO_LONG, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, frame(m), 64, DESC_F_NEXT, D + 1);
-            tx.writeRawDescriptor(D + 1, frame(m), 64, DESC_F_NEXT, D);
-            tx.pushAvail(D);
-        });
-        live(cases, "descriptor pointing at itself", QueueError.CHAIN_TOO_LONG, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, frame(m), 64, DESC_F_NEXT, D);
-            tx.pushAvail(D);
-        });
-        live(cases, "buffer outside guest memory", QueueError.BUFFER_UNMAPPED, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, m.gpa(m.size()) + 4096, 64, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "buffer address + length wrapping around 2^64", QueueError.BUFFER_UNMAPPED, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, -16L, 64, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "buffer length 2^32-1", QueueError.BUFFER_UNMAPPED, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, m.gpa(m.size() - 4096), -1, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "buffer at a user address (not guest physical)", QueueError.BUFFER_UNMAPPED, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, m.uva(0x100000), 64, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "device-readable after device-writable", QueueError.READABLE_AFTER_WRITABLE, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, frame(m), 64, DESC_F_NEXT | DESC_F_WRITE, D + 1);
-            tx.writeRawDescriptor(D + 1, frame(m), 64, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "indirect table with the NEXT flag", QueueError.INDIRECT_WITH_NEXT, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, table(m, 2), 32, DESC_F_INDIRECT | DESC_F_NEXT, D + 1);
-            tx.writeRawDescriptor(D + 1, frame(m), 64, 0, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "nested indirect table", QueueError.NESTED_INDIRECT, (g, tx, m) -> {
-            final long inner = table(m, 1);
-            final long outer = table(m, 1);
-            m.buffer().putLong((int) (outer - m.gpaBase()), inner);
-            m.buffer().putInt((int) (outer - m.gpaBase()) + 8, 16);
-            m.buffer().putShort((int) (outer - m.gpaBase()) + 12, (short) DESC_F_INDIRECT);
-            tx.writeRawDescriptor(D, outer, 16, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        for (final int len : new int[] {0, 24, DESC_SIZE * 32768 + DESC_SIZE, Integer.MIN_VALUE}) {
-            live(cases, "indirect table of " + Integer.toUnsignedString(len) + " bytes", QueueError.BAD_INDIRECT_SIZE, (g, tx, m) -> {
-                tx.writeRawDescriptor(D, table(m, 2), len, DESC_F_INDIRECT, 0);
-                tx.pushAvail(D);
-            });
+        for (final DescriptorAbuse abuse : DescriptorAbuse.catalogue()) {
+            live(cases, abuse);
         }
-        live(cases, "indirect table outside guest memory", QueueError.INDIRECT_UNMAPPED, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, m.gpa(m.size()) + 65536, 64, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "indirect table running past the end of memory", QueueError.INDIRECT_UNMAPPED, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, m.gpa(m.size() - 32), 64, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "indirect table of random bytes", null, (g, tx, m) -> {
-            final long t = table(m, 64);
-            final byte[] junk = new byte[DESC_SIZE * 64];
-            new Random(5).nextBytes(junk);
-            m.buffer().putBytes((int) (t - m.gpaBase()), junk);
-            tx.writeRawDescriptor(D, t, junk.length, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "loop inside an indirect table", QueueError.CHAIN_TOO_LONG, (g, tx, m) -> {
-            final long t = table(m, 2);
-            final int at = (int) (t - m.gpaBase());
-            for (int i = 0; i < 2; i++) {
-                m.buffer().putLong(at + i * 16, frame(m));
-                m.buffer().putInt(at + i * 16 + 8, 32);
-                m.buffer().putShort(at + i * 16 + 12, (short) DESC_F_NEXT);
-                m.buffer().putShort(at + i * 16 + 14, (short) (1 - i));
-            }
-            tx.writeRawDescriptor(D, t, 32, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "indirect descriptor without RING_INDIRECT_DESC", F, QueueError.INDIRECT_NOT_NEGOTIATED, (g, tx, m) -> {
-            tx.writeRawDescriptor(D, table(m, 1), 16, DESC_F_INDIRECT, 0);
-            tx.pushAvail(D);
-        });
-        live(cases, "available index jumping by queue size + 1", QueueError.AVAIL_IDX_JUMP,
-            (g, tx, m) -> tx.setAvailIdx(tx.availIdx() + tx.size() + 1));
-        live(cases, "available index going backwards", QueueError.AVAIL_IDX_JUMP, (g, tx, m) -> tx.setAvailIdx(tx.availIdx() - 1));
-        live(cases, "available index jumping by 0x8000", QueueError.AVAIL_IDX_JUMP, (g, tx, m) -> tx.setAvailIdx(tx.availIdx() + 0x8000));
         add(cases, "live: start position 1000 away from the ring's available index", arena -> {
             try (ClientGuest g = new ClientGuest(); HostileClient c = ready(arena, g, F)) {
                 final List<ClientGuest.Ring> rings = List.of(ClientGuest.Ring.of(g.rx),
@@ -1165,7 +1057,7 @@ final class HostilePciCases {
         });
         add(cases, "live: receive chain of device-readable buffers only", arena -> {
             try (ClientGuest g = new ClientGuest(); HostileClient c = running(arena, g, F)) {
-                g.rx.add(List.of(DriverSplitQueue.Segment.readable(frame(g.memory), 64)), false);
+                g.rx.add(List.of(DriverSplitQueue.Segment.readable(DescriptorAbuse.frame(g.memory), 64)), false);
                 g.rx.publish();
                 arena.d.send(VhostPciPeerModeTest.frame(PeerBackend.MAC_C, PeerBackend.MAC_D, 100, 3));
                 assertTrue(arena.d.awaitTxDone(PciArena.WAIT), "our front-end's frame completes (dropped or refused)");
