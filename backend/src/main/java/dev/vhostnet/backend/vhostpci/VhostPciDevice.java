@@ -26,7 +26,6 @@ import org.newsclub.net.unix.AFUNIXSocket;
 
 import java.io.IOException;
 import java.net.SocketException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -763,19 +762,11 @@ public final class VhostPciDevice implements AutoCloseable {
      */
     private static boolean allEventFds(final EventFd[] fds) {
         for (final EventFd f : fds) {
-            if (f != null && !isEventFd(f.fd())) {
+            if (f != null && !EventFd.isEventFd(f.fd())) {
                 return false;
             }
         }
         return true;
-    }
-
-    static boolean isEventFd(final int fd) {
-        try {
-            return Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd)).toString().equals("anon_inode:[eventfd]");
-        } catch (final IOException | RuntimeException e) {
-            return false;
-        }
     }
 
     static boolean overlaps(final long a, final long aLen, final long b, final long bLen) {

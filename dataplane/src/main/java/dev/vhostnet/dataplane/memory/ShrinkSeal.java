@@ -1,11 +1,9 @@
 package dev.vhostnet.dataplane.memory;
 
+import dev.vhostnet.dataplane.sys.FileDescriptors;
 import dev.vhostnet.dataplane.sys.LibC;
 import dev.vhostnet.dataplane.sys.Seals;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.logging.Logger;
 
 /**
@@ -67,10 +65,7 @@ public final class ShrinkSeal {
 
     /** The file behind {@code fd} as /proc names it ("/memfd:guest (deleted)", "/dev/shm/vm0"), for messages. */
     static String describe(final int fd) {
-        try {
-            return "fd " + fd + " = " + Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd));
-        } catch (final IOException | UnsupportedOperationException e) {
-            return "fd " + fd;
-        }
+        final String name = FileDescriptors.procName(fd);
+        return name == null ? "fd " + fd : "fd " + fd + " = " + name;
     }
 }

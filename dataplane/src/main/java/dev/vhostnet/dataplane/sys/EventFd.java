@@ -23,6 +23,11 @@ public final class EventFd implements AutoCloseable {
     }
 
     /** Take ownership of an fd received from a peer (closed by {@link #close()}). */
+    /** Whether {@code fd} is an eventfd (and not, say, a memfd, socket or pipe a peer passed in its place). */
+    public static boolean isEventFd(final int fd) {
+        return "anon_inode:[eventfd]".equals(FileDescriptors.procName(fd));
+    }
+
     public static EventFd adopt(final int fd) {
         return new EventFd(fd, true);
     }

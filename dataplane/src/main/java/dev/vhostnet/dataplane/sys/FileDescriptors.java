@@ -1,8 +1,25 @@
 package dev.vhostnet.dataplane.sys;
 
-/** Plain fd helpers: close, size, flags. */
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Plain fd helpers: close, size, flags, kind. */
 public final class FileDescriptors {
     private FileDescriptors() {
+    }
+
+    /**
+     * What /proc names the file behind {@code fd} ("/memfd:guest (deleted)", "/dev/shm/vm0",
+     * "anon_inode:[eventfd]", "socket:[1234]"), or null if it cannot be read. Control plane only (a syscall and
+     * an allocation).
+     */
+    public static String procName(final int fd) {
+        try {
+            return Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd)).toString();
+        } catch (final IOException | UnsupportedOperationException e) {
+            return null;
+        }
     }
 
     /** Close an fd we own; -1 is ignored. Errors are not interesting at close time. */
