@@ -91,6 +91,7 @@ class BackendCrashTest {
                     if (midBurst) {
                         // Freeze the back-end, then look again: a burst lasts microseconds, a signal takes longer.
                         signal(backend, "STOP");
+                        awaitStopped(backend);
                         midBurst = transmitsInflight(a, b);
                         if (!midBurst) {
                             signal(backend, "CONT");
@@ -225,6 +226,34 @@ class BackendCrashTest {
      * SIGSTOP / SIGCONT (no Java API for those), as a direct kill(2): a burst lasts microseconds, so forking
      * kill(1) (milliseconds) would always arrive after it.
      */
+    /**
+     * kill(2) only queues SIGSTOP: the back-end's threads stop a little later, and a dataplane thread can finish
+     * its burst (clearing the inflight flags) in between. Wait until every thread is stopped, so that what we
+     * read afterwards is what the SIGKILL will find.
+     */
+    private static void awaitStopped(final Process process) throws IOException {
+        final Path tasks = Path.of("/proc/" + process.pid() + "/task");
+        final long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!allStopped(tasks)) {
+            assertTrue(System.nanoTime() < deadline, "back-end threads did not stop on SIGSTOP");
+            Thread.onSpinWait();
+        }
+    }
+
+    private static boolean allStopped(final Path tasks) throws IOException {
+        try (java.util.stream.Stream<Path> threads = Files.list(tasks)) {
+            return threads.allMatch(t -> {
+                try {
+                    final String stat = Files.readString(t.resolve("stat"));
+                    final char state = stat.charAt(stat.lastIndexOf(')') + 2); // "pid (comm) S ..."
+                    return state == 'T' || state == 't' || state == 'Z' || state == 'X';
+                } catch (final IOException e) {
+                    return true; // the thread has gone
+                }
+            });
+        }
+    }
+
     private static void signal(final Process process, final String name) {
         final int signo = "STOP".equals(name) ? 19 : 18; // x86_64 Linux SIGSTOP / SIGCONT
         assertEquals(0, jnr.posix.POSIXFactory.getPOSIX().kill((int) process.pid(), signo), "kill -" + name);
