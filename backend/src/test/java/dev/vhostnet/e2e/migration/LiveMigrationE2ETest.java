@@ -52,7 +52,12 @@ import org.junit.jupiter.api.Test;
 @Tag("e2e")
 class LiveMigrationE2ETest {
     private static final Pattern BANNER = Pattern.compile("^vhost-user-net: peer mode");
-    private static final List<String> BACKEND_ARGS = List.of("--stats-interval", "2");
+    /**
+     * Guest RAM is a memory-backend-file on /dev/shm (QemuGuest's migration layout, with the RAM size that avoids
+     * QEMU 7.2's TCG dirty-bitmap bug), and tmpfs files cannot be sealed against shrinking: the back-ends must be
+     * told to trust these QEMUs with it.
+     */
+    private static final List<String> BACKEND_ARGS = List.of("--stats-interval", "2", "--unsealed-memory", "allow");
     /**
      * Bytes/s: slow enough that the pre-copy phase lasts seconds while the guests keep exchanging
      * traffic, so pages our back-end writes (RX buffers, used rings) must reach the destination

@@ -37,7 +37,11 @@ import java.util.regex.Pattern;
  */
 final class MigrationChain implements AutoCloseable {
     private static final Pattern BANNER = Pattern.compile("^vhost-user-net: peer mode");
-    private static final List<String> BACKEND_ARGS = List.of("--stats-interval", "5");
+    /**
+     * Guest RAM is a memory-backend-file on /dev/shm (so the test can compare it page by page), and tmpfs files
+     * cannot be sealed against shrinking: the back-ends must be told to trust these QEMUs with it.
+     */
+    private static final List<String> BACKEND_ARGS = List.of("--stats-interval", "5", "--unsealed-memory", "allow");
     private static final Pattern STATUS = Pattern.compile("\"status\"\\s*:\\s*\"([a-z-]+)\"");
     /** QOM path of the virtio-net device: the NIC gets {@code id=nic0}. */
     private static final String DEVICE = "/machine/peripheral/nic0/virtio-backend";
